@@ -1,0 +1,1 @@
+"""Channel adapters (web chat, email, SMS, WeChat, Weibo, Douyin, API)."""

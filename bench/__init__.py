@@ -1,0 +1,1 @@
+"""Benchmarks: each measures the controller against a baseline in the same run."""

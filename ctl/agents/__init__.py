@@ -1,0 +1,1 @@
+"""Agents: people who take contacts, and their SIP endpoints."""

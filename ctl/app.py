@@ -1,0 +1,29 @@
+"""The aiohttp application: services live in `cleanup_ctx`, routes stay thin."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ctl.asterisk.secrets import load_or_create
+from ctl.services import SERVICES, Services
+from ctl.settings import Settings
+from ctl.web import errors, health
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[errors.errors])
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        services = Services(settings, load_or_create(settings.data_dir))
+        await services.start()
+        app[SERVICES] = services
+        yield
+        with contextlib.suppress(Exception):
+            await services.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.add_routes(health.routes)
+    return app

@@ -1,0 +1,1 @@
+"""Asterisk provisioning: find or build it, render its configuration, run it."""

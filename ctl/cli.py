@@ -1,0 +1,237 @@
+"""The `ctl` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from ctl import logs
+from ctl.agents.service import AgentService
+from ctl.asterisk.process import AsteriskProcess
+from ctl.asterisk.service import AsteriskService
+from ctl.errors import CtlError
+from ctl.settings import Settings, load_settings
+from ctl.store.models import Agent
+
+T = TypeVar("T")
+
+log = logging.getLogger("ctl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args.config)
+        logs.setup(settings.log_level, settings.log_format)
+        return int(args.func(settings, args) or 0)
+    except CtlError as e:
+        print(f"ctl: {e.render()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ctl", description="contact center controller")
+    p.add_argument("--config", type=Path, help="YAML settings file (also $CTL_CONFIG)")
+    sub = p.add_subparsers(metavar="COMMAND")
+    sub.add_parser("up", help="provision and start Asterisk, migrate, serve").set_defaults(
+        func=cmd_up)
+    sub.add_parser("serve", help="serve (Asterisk already running)").set_defaults(func=cmd_serve)
+    sub.add_parser("doctor", help="check every dependency").set_defaults(func=cmd_doctor)
+    ast = sub.add_parser("asterisk", help="manage the local Asterisk").add_subparsers(
+        metavar="ACTION", required=True)
+    ast.add_parser("up", help="provision, configure and start").set_defaults(func=cmd_ast_up)
+    ast.add_parser("down", help="stop").set_defaults(func=cmd_ast_down)
+    ast.add_parser("status", help="show state").set_defaults(func=cmd_ast_status)
+    cli = ast.add_parser("cli", help="Asterisk console, or run one CLI command")
+    cli.add_argument("command", nargs="*")
+    cli.set_defaults(func=cmd_ast_cli)
+    db = sub.add_parser("db", help="database").add_subparsers(metavar="ACTION", required=True)
+    db.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
+    agents = sub.add_parser("agents", help="agents and their SIP endpoints").add_subparsers(
+        metavar="ACTION", required=True)
+    add = agents.add_parser("add", help="create an agent; prints its SIP password once")
+    add.add_argument("username")
+    add.add_argument("--name", required=True)
+    add.add_argument("--extension", required=True)
+    add.set_defaults(func=cmd_agent_add)
+    agents.add_parser("list").set_defaults(func=cmd_agent_list)
+    rm = agents.add_parser("remove")
+    rm.add_argument("username")
+    rm.set_defaults(func=cmd_agent_remove)
+    return p
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from ctl.store.db import migrate
+
+    migrate(settings.db_url)
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_doctor(settings: Settings, _: argparse.Namespace) -> int:
+    from ctl import doctor
+
+    running = bool(AsteriskService(settings).status().get("running"))
+    checks = doctor.run(settings, running)
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        print(f"[{mark}] {c.name}: {c.detail}" + ("" if c.ok else f"\n       fix: {c.fix}"))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_ast_up(settings: Settings, _: argparse.Namespace) -> int:
+    proc = asyncio.run(_ast_up(AsteriskService(settings), settings))
+    print(f"Asterisk is up (pid {proc.pid()}); SIP on {settings.asterisk.sip_host}:"
+          f"{settings.asterisk.sip_port}/udp, ARI on 127.0.0.1:{settings.asterisk.http_port}")
+    return 0
+
+
+async def _ast_up(service: AsteriskService, settings: Settings) -> AsteriskProcess:
+    from ctl.agents.service import AgentService
+    from ctl.store.db import Database, migrate
+
+    await asyncio.to_thread(migrate, settings.db_url)
+    db = Database(settings.db_url)
+    try:
+        endpoints = await AgentService(db).endpoints()
+    finally:
+        await db.close()
+    return await service.up(endpoints)
+
+
+def cmd_ast_down(settings: Settings, _: argparse.Namespace) -> int:
+    stopped = AsteriskService(settings).down()
+    print("Asterisk stopped" if stopped else "Asterisk was not running")
+    return 0
+
+
+def cmd_ast_status(settings: Settings, _: argparse.Namespace) -> int:
+    status = AsteriskService(settings).status()
+    print(json.dumps(status, indent=2))
+    return 0 if status.get("running") else 3
+
+
+def cmd_ast_cli(settings: Settings, args: argparse.Namespace) -> int:
+    argv = AsteriskService(settings).process(build=False, render=False).cli_command(*args.command)
+    os.execvp(argv[0], argv)
+
+
+def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
+    asyncio.run(_serve(settings))
+    return 0
+
+
+async def _serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    from aiohttp import web
+
+    from ctl.app import create_app
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        from ctl.errors import PortInUse
+
+        raise PortInUse(f"cannot listen on {settings.http_host}:{settings.http_port}: "
+                        f"{e.strerror}", hint="set http_port (CTL_HTTP_PORT)") from None
+    log.info("serving", extra=logs.ctx(url=f"http://{settings.http_host}:{settings.http_port}"))
+    await stop.wait()
+    await runner.cleanup()
+
+
+def cmd_up(settings: Settings, _: argparse.Namespace) -> int:
+    asyncio.run(_up(settings))
+    return 0
+
+
+async def _up(settings: Settings) -> None:
+    service = AsteriskService(settings)
+    proc = await _ast_up(service, settings)
+    stop = asyncio.Event()
+    supervisor = asyncio.create_task(service.supervise(proc, stop))
+    a = settings.asterisk
+    print(f"Contact center up: call extension 1000 at sip:1000@{a.sip_host}:{a.sip_port} "
+          f"(UDP); web on http://{settings.http_host}:{settings.http_port}/healthz", flush=True)
+    try:
+        await _serve(settings, stop)
+    finally:
+        stop.set()
+        proc.stop()
+        await supervisor
+
+
+def cmd_agent_add(settings: Settings, args: argparse.Namespace) -> int:
+    async def add(agents: AgentService) -> str:
+        _, password = await agents.create(args.username, args.name, args.extension)
+        return password
+
+    password = asyncio.run(_with_agents(settings, add, apply=True))
+    print(f"agent {args.username}: SIP user agent-{args.username}, password {password}, "
+          f"realm ctl, extension {args.extension} (the password is shown only now)")
+    return 0
+
+
+def cmd_agent_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def list_(agents: AgentService) -> list[Agent]:
+        return await agents.list()
+
+    for a in asyncio.run(_with_agents(settings, list_, apply=False)):
+        print(f"{a.username}\t{a.extension}\t{a.display_name}\t{a.state}")
+    return 0
+
+
+def cmd_agent_remove(settings: Settings, args: argparse.Namespace) -> int:
+    async def remove(agents: AgentService) -> None:
+        await agents.delete(args.username)
+
+    asyncio.run(_with_agents(settings, remove, apply=True))
+    print(f"agent {args.username} removed")
+    return 0
+
+
+async def _with_agents(settings: Settings, action: Callable[[AgentService], Awaitable[T]],
+                       apply: bool) -> T:
+    """Run `action`, then push the agents' endpoints to a running Asterisk (no restart)."""
+    from ctl.store.db import Database, migrate
+    from ctl.telephony.ami import AmiClient
+
+    await asyncio.to_thread(migrate, settings.db_url)
+    db = Database(settings.db_url)
+    try:
+        agents = AgentService(db)
+        result = await action(agents)
+        service = AsteriskService(settings)
+        if apply and service.status().get("running"):
+            ami = AmiClient("127.0.0.1", settings.asterisk.ami_port, "ctl",
+                            service.secrets.ami_secret)
+            ami.start()
+            try:
+                await ami.wait_connected()
+                await service.apply_agents(ami, await agents.endpoints())
+            finally:
+                await ami.close()
+        return result
+    finally:
+        await db.close()

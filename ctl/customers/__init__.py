@@ -1,0 +1,1 @@
+"""Customers and their identities (phone, email, social ids...) across channels."""

@@ -1,0 +1,63 @@
+"""One error taxonomy: every failure a user can cause or meet has a class here.
+
+The CLI prints `str(error)` (and `hint` when present); the HTTP middleware renders
+`status` and `code`. Nothing else formats errors.
+"""
+
+from __future__ import annotations
+
+
+class CtlError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def render(self) -> str:
+        return f"{self}\n  hint: {self.hint}" if self.hint else str(self)
+
+
+class ConfigError(CtlError):
+    status = 400
+    code = "bad_config"
+
+
+class DependencyMissing(CtlError):
+    code = "dependency_missing"
+
+
+class PortInUse(CtlError):
+    code = "port_in_use"
+
+
+class ProvisionError(CtlError):
+    code = "provision_failed"
+
+
+class NotFound(CtlError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidTransition(CtlError):
+    status = 409
+    code = "invalid_transition"
+
+
+class TelephonyError(CtlError):
+    status = 502
+    code = "telephony"
+
+
+class NoSuchChannel(TelephonyError, NotFound):
+    """ARI answered 404 for a channel: it hung up meanwhile."""
+
+    status = 404
+    code = "no_such_channel"
+
+
+class TelephonyUnavailable(TelephonyError):
+    status = 503
+    code = "telephony_unavailable"

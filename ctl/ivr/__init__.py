@@ -1,0 +1,1 @@
+"""IVR flows. Until the YAML runner lands, `builtin` holds the demo flow."""

@@ -1,0 +1,102 @@
+"""The composition root: every service of one controller process, started and stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ctl.agents.service import AgentService
+from ctl.asterisk.secrets import Secrets
+from ctl.contacts.service import ContactService
+from ctl.customers.service import CustomerService
+from ctl.ivr import builtin
+from ctl.settings import Settings
+from ctl.store.db import Database, migrate
+from ctl.store.live import LiveState, make_live
+from ctl.telephony.ami import AmiClient
+from ctl.telephony.ari import AriClient
+from ctl.telephony.calls import CallManager
+from ctl.telephony.events import EventStream
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, settings: Settings, secrets: Secrets) -> None:
+        self.settings = settings
+        ast = settings.asterisk
+        self.db = Database(settings.db_url)
+        self.live: LiveState = make_live(settings.redis_url)
+        self.contacts = ContactService(self.db)
+        self.customers = CustomerService(self.db)
+        self.agents = AgentService(self.db)
+        self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
+                             secrets.ari_password, ast.app)
+        self.calls = CallManager(
+            self.ari, self.contacts, self.customers, self.live,
+            flows={"demo": builtin.demo(settings.demo_prompt)},
+            node=settings.node_id, region=settings.default_region,
+        )
+        self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
+        self.ami = AmiClient("127.0.0.1", ast.ami_port, "ctl", secrets.ami_secret)
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(migrate, self.settings.db_url)
+        await self.db.ping()
+        await self.live.ping()
+        self.events.start()
+        self.ami.start()
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self, every: float = 5.0) -> None:
+        """Tell the other controllers sharing Redis that this node is alive."""
+        while True:
+            try:
+                await self.live.heartbeat(self.settings.node_id, every * 3)
+            except Exception as e:
+                log.warning("heartbeat failed: %s", e)
+            await asyncio.sleep(every)
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self.events.stop()
+        await self.calls.stop()
+        await self.ami.close()
+        await self.ari.close()
+        await self.live.close()
+        await self.db.close()
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        report: dict[str, dict[str, Any]] = {
+            "ari": {"ok": self.events.connected.is_set()},
+            "ami": {"ok": self.ami.connected},
+            "db": await _check(self.db.ping()),
+        }
+        if self.settings.redis_url:
+            report["redis"] = await _check(self.live.ping())
+            if report["redis"]["ok"]:
+                report["redis"]["nodes"] = await self.live.nodes()
+        else:
+            report["redis"] = {"ok": True, "mode": "in-process"}
+        report["calls"] = {"ok": True, "active": len(self.calls.sessions)}
+        return report
+
+
+async def _check(probe: Any) -> dict[str, Any]:
+    try:
+        await asyncio.wait_for(probe, 2)
+    except Exception as e:
+        return {"ok": False, "error": str(e) or type(e).__name__}
+    return {"ok": True}
+
+
+SERVICES = web.AppKey("services", Services)
+

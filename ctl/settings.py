@@ -1,0 +1,143 @@
+"""Typed settings: defaults < YAML file (--config / CTL_CONFIG) < environment (CTL_*)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ctl import yamlloc
+from ctl.errors import ConfigError
+
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+def _default_root() -> Path:
+    # NOTE: the sid root is ~570 MB and takes a minute to build; keep it outside any
+    # checkout so every clone (and CI) on this machine reuses it.
+    if os.geteuid() == 0:
+        return Path("/var/cache/ctl/asterisk-sid")
+    return Path.home() / ".cache/ctl/asterisk-sid"
+
+
+class AsteriskSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    binary: str = "auto"  # "auto": an installed asterisk on PATH, else the Debian sid root
+    root: Path = Field(default_factory=_default_root)
+    mirror: str = "http://deb.debian.org/debian"
+    suite: str = "sid"
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(5060, ge=1, le=65535)
+    http_port: int = Field(8088, ge=1, le=65535)
+    ami_port: int = Field(5038, ge=1, le=65535)
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(10999, ge=1024, le=65535)
+    app: str = Field("ctl", pattern=_NAME)
+    # Where ctl reaches ARI; default http://127.0.0.1:<http_port>. Another value is for a
+    # proxy in front of it (the fault tests cut the connection there).
+    ari_url: str | None = None
+    # Unauthenticated SIP callers may dial the public numbers; None: only while SIP
+    # listens on loopback.
+    allow_anonymous: bool | None = None
+    start_timeout: float = 60.0
+
+
+class TrunkSettings(BaseModel):
+    """A SIP trunk to a carrier: where calls come from and go to."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=_NAME)
+    host: str
+    port: int = Field(5060, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    register_: bool = Field(False, alias="register")  # REGISTER to the carrier
+    match: list[str] = Field(default_factory=list)  # source addresses; default: host
+    dids: dict[str, str] = Field(default_factory=dict)  # dialled number -> flow name
+    default_flow: str = "demo"
+    caller_id: str | None = None
+
+    @field_validator("dids")
+    @classmethod
+    def _dids_are_numbers(cls, v: dict[str, str]) -> dict[str, str]:
+        for number in v:
+            if not re.fullmatch(r"\+?[0-9]{2,20}", number):
+                raise ValueError(f"DID {number!r} is not a phone number (digits, optional +)")
+        return v
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CTL_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    default_region: str = Field("US", pattern=r"^[A-Z]{2}$")  # for national phone numbers
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    demo_prompt: str = "hello-world"
+    asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)  # type: ignore[arg-type]
+    trunks: list[TrunkSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'ctl.db'}"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, then `config` (or $CTL_CONFIG), then CTL_* variables."""
+    path = config or (Path(os.environ["CTL_CONFIG"]) if os.environ.get("CTL_CONFIG") else None)
+    doc = yamlloc.load(path) if path else None
+    data = doc.data if doc else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: settings must be a mapping of keys to values")
+    data = {**data, **overrides}
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, doc, data)) from None
+
+
+def _explain(error: ValidationError, doc: yamlloc.YamlDoc | None, data: dict[str, Any]) -> str:
+    lines = []
+    for err in error.errors():
+        loc = [p for p in err["loc"] if isinstance(p, str | int)]
+        dotted = ".".join(str(p) for p in loc)
+        env = "CTL_" + "__".join(str(p) for p in loc).upper()
+        if env in os.environ:
+            where = f"environment {env}"
+        elif doc is not None and loc and loc[0] in data:
+            where = doc.where(loc)
+        else:
+            where = "settings"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown setting {dotted!r}"
+        lines.append(f"{where}: {dotted}: {msg}")
+    return "invalid settings:\n  " + "\n  ".join(lines)

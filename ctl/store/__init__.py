@@ -1,0 +1,1 @@
+"""Persistence: the SQL database (contacts, customers, agents...) and shared live state."""

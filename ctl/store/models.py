@@ -1,0 +1,176 @@
+"""ORM models: the persistent half of the shared model (see ARCHITECTURE.md).
+
+Enumerations (channels, identity kinds, states) are plain strings in the database so a
+new channel never needs a migration; the services validate them. JSON columns are not
+mutation-tracked: assign a new dict/list instead of editing one in place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+CHANNELS = frozenset({"voice", "chat", "email", "sms", "wechat", "weibo", "douyin", "api", "task"})
+IDENTITY_KINDS = frozenset({
+    "phone", "email", "wechat_openid", "wechat_unionid", "weibo_uid", "douyin_openid",
+    "account", "device", "extension",
+})
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores and returns naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 - read by SQLAlchemy, never mutated
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(32), primary_key=True, default=new_id)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(default=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = _id()
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(32), default="standard")
+    created_at: Mapped[datetime] = _created()
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[str] = _id()
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(320))  # 320: the longest valid email address
+    verified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_channel_external_ref", "channel", "external_ref"),
+        Index("ix_contacts_state", "state"),
+    )
+
+    id: Mapped[str] = _id()
+    channel: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    queue_id: Mapped[str | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(default=0)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    criteria: Mapped[list[Any]] = mapped_column(default=list)
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    node: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    def __repr__(self) -> str:
+        return f"<Contact {self.id} {self.channel} {self.state} v{self.version}>"
+
+
+class ContactEvent(Base):
+    __tablename__ = "contact_events"
+    __table_args__ = (Index("ix_contact_events_contact_id_id", "contact_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = _id()
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    extension: Mapped[str] = mapped_column(String(16), unique=True)
+    sip_ha1: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="offline")
+    skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    languages: Mapped[list[Any]] = mapped_column(default=list)
+    capacity: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()

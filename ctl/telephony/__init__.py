@@ -1,0 +1,1 @@
+"""Telephony: ARI and AMI clients and the per-call session."""

@@ -1,0 +1,189 @@
+"""Calls in Stasis: route ARI events to sessions, open and close their contacts, resync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from ctl.contacts.service import ContactService
+from ctl.contacts.states import FINAL, ContactState
+from ctl.customers.identity import normalize_phone
+from ctl.customers.service import CustomerService
+from ctl.errors import NoSuchChannel, TelephonyError, TelephonyUnavailable
+from ctl.store.live import LiveState
+from ctl.telephony.ari import AriClient
+from ctl.telephony.events import Event, channel_of
+from ctl.telephony.session import RESYNC, CallInfo, CallSession, Hangup
+
+log = logging.getLogger(__name__)
+
+CALLS = Counter("ctl_calls_total", "calls that entered the controller", ["how"])
+CALLS_ENDED = Counter("ctl_calls_ended_total", "calls that ended", ["reason"])
+ACTIVE = Gauge("ctl_calls_active", "calls in the controller now")
+
+Flow = Callable[[CallSession], Awaitable[None]]
+
+
+class CallManager:
+    """Owns every CallSession of this controller, keyed by channel id."""
+
+    def __init__(self, ari: AriClient, contacts: ContactService, customers: CustomerService,
+                 live: LiveState, flows: dict[str, Flow], node: str, region: str) -> None:
+        self.ari, self.contacts, self.customers, self.live = ari, contacts, customers, live
+        self.flows = flows
+        self.node, self.region = node, region
+        self.sessions: dict[str, CallSession] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._recovery: asyncio.Task[None] | None = None
+
+    def dispatch(self, event: Event) -> None:
+        """Called by the websocket reader: must not block."""
+        channel_id = channel_of(event)
+        if channel_id is None:
+            return
+        session = self.sessions.get(channel_id)
+        if session is not None:
+            session.queue.put_nowait(event)
+        elif event["type"] == "StasisStart" and event.get("application") == self.ari.app:
+            args = [*event.get("args", []), "", ""]
+            self._start(_info(event["channel"], args[0], args[1], adopted=False))
+
+    def _start(self, info: CallInfo) -> None:
+        session = CallSession(self.ari, info, self.contacts)
+        self.sessions[info.channel_id] = session
+        task = asyncio.create_task(self._run(session), name=f"call-{info.channel_id}")
+        self._tasks[info.channel_id] = task
+        CALLS.labels("adopted" if info.adopted else "new").inc()
+        ACTIVE.set(len(self.sessions))
+
+    async def _run(self, call: CallSession) -> None:
+        final, reason, data = ContactState.CLOSED, "completed", {}
+        try:
+            await self._open(call)
+            flow = self.flows.get(call.info.flow) or self.flows["demo"]
+            await flow(call)
+            await call.hangup()
+        except Hangup as h:
+            reason, data = h.reason, {"cause": h.cause}
+        except NoSuchChannel:
+            reason = "caller_hangup"
+        except asyncio.CancelledError:
+            # Controller shutting down: the call stays in Stasis and the next controller
+            # adopts it, so its contact must stay open.
+            raise
+        except TelephonyUnavailable as e:
+            # ARI is unreachable but the call may be alive in Asterisk: keep the contact
+            # open; a resync, once ARI answers again, adopts the channel or sweeps it.
+            log.warning("ARI unreachable mid-call: %s", e, extra={"ctx": {"channel": call.id}})
+            self._recover()
+            return
+        except Exception:
+            log.exception("call failed", extra={"ctx": {"channel": call.id}})
+            final, reason = ContactState.CLOSED, "error"
+            with contextlib.suppress(TelephonyError):
+                await call.hangup()
+        finally:
+            self.sessions.pop(call.id, None)
+            self._tasks.pop(call.id, None)
+            ACTIVE.set(len(self.sessions))
+        try:
+            await self._close(call, final, reason, data)
+        except Exception:
+            # The sweep of the next resync closes it.
+            log.exception("closing the contact failed", extra={"ctx": {"channel": call.id}})
+
+    def _recover(self) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._resync_until_done())
+
+    async def _resync_until_done(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self.resync()
+                return
+            except TelephonyUnavailable:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _open(self, call: CallSession) -> None:
+        info = call.info
+        existing = await self.contacts.by_external_ref("voice", info.channel_id)
+        if existing is not None and existing.state not in FINAL:
+            info.contact_id = existing.id
+            await self.contacts.log(existing.id, "call", {"action": "adopted", "node": self.node})
+        else:
+            phone = normalize_phone(info.caller_number, self.region)
+            customer = await self.customers.identify("phone", phone) if phone else None
+            contact = await self.contacts.open(
+                "voice", customer_id=customer, external_ref=info.channel_id, node=self.node,
+                attributes={"flow": info.flow, "did": info.did,
+                            "caller": phone or info.caller_number,
+                            "caller_name": info.caller_name},
+            )
+            info.contact_id = contact.id
+            await self.contacts.transition(contact.id, ContactState.IVR, "flow_started",
+                                           {"flow": info.flow})
+        await self.live.put_call(info.channel_id, info.contact_id, self.node)
+
+    async def _close(self, call: CallSession, final: ContactState, reason: str,
+                     data: dict[str, Any]) -> None:
+        CALLS_ENDED.labels(reason).inc()
+        await self.live.drop_call(call.id)
+        if call.info.contact_id is not None:
+            await self.contacts.finish(call.info.contact_id, final, reason, data)
+
+    async def resync(self) -> None:
+        """After every (re)connect: adopt calls in Stasis we do not know, end the rest."""
+        app = await self.ari.application()
+        in_app = set(app.get("channel_ids", []))
+        for channel_id in in_app - set(self.sessions):
+            try:
+                channel = await self.ari.channel(channel_id)
+                flow = await self.ari.get_var(channel_id, "CTL_FLOW")
+                did = await self.ari.get_var(channel_id, "CTL_DID")
+            except NoSuchChannel:
+                continue
+            if channel_id not in self.sessions:
+                log.info("adopting call", extra={"ctx": {"channel": channel_id}})
+                self._start(_info(channel, flow, did, adopted=True))
+        for channel_id, session in list(self.sessions.items()):
+            if channel_id in in_app:
+                session.queue.put_nowait({"type": RESYNC})
+            else:  # it left Stasis while we were not listening
+                session.queue.put_nowait({"type": "StasisEnd", "synthetic": True})
+        await self.sweep()
+
+    async def sweep(self) -> None:
+        """Close contacts whose channel no longer exists anywhere in Asterisk."""
+        alive = {c["id"] for c in await self.ari.channels()}
+        for contact in await self.contacts.unfinished("voice"):
+            ref = contact.external_ref
+            if ref and ref not in alive and ref not in self.sessions:
+                await self.contacts.finish(contact.id, ContactState.CLOSED,
+                                           "ended_while_controller_away", {})
+                await self.live.drop_call(ref)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        if self._recovery is not None:
+            tasks.append(self._recovery)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, TelephonyError):
+                await t
+
+
+def _info(channel: dict[str, Any], flow: str, did: str, adopted: bool) -> CallInfo:
+    caller = channel.get("caller", {})
+    return CallInfo(
+        channel_id=channel["id"], flow=flow or "demo", did=did,
+        caller_number=caller.get("number", ""), caller_name=caller.get("name", ""),
+        state=channel.get("state", ""), adopted=adopted,
+    )

@@ -1,0 +1,104 @@
+"""One call in Stasis: its event queue and the verbs a flow uses (answer, play, hangup)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctl.contacts.service import ContactService
+from ctl.errors import NoSuchChannel
+from ctl.telephony.ari import AriClient
+from ctl.telephony.events import Event
+
+log = logging.getLogger(__name__)
+
+
+# Put on every live session's queue after an ARI reconnect: events may have been lost, so
+# whatever the session waits for must be re-checked over REST.
+RESYNC = "CtlResync"
+
+
+class Hangup(Exception):
+    """The caller's channel left Stasis; the flow stops wherever it is."""
+
+    def __init__(self, reason: str, cause: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
+
+@dataclass
+class CallInfo:
+    channel_id: str
+    flow: str
+    did: str
+    caller_number: str
+    caller_name: str
+    state: str
+    adopted: bool
+    contact_id: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+class CallSession:
+    """Verbs for one call. Events for the channel arrive on `queue` from the dispatcher."""
+
+    def __init__(self, ari: AriClient, info: CallInfo, contacts: ContactService) -> None:
+        self.ari = ari
+        self.info = info
+        self.contacts = contacts
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._gone: Hangup | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.channel_id
+
+    async def next_event(self) -> Event:
+        if self._gone is not None:
+            raise self._gone
+        event = await self.queue.get()
+        kind = event["type"]
+        if kind == "ChannelHangupRequest" or kind in ("StasisEnd", "ChannelDestroyed"):
+            self._gone = Hangup("caller_hangup", event.get("cause"))
+        if self._gone is not None:
+            raise self._gone
+        return event
+
+    async def answer(self) -> None:
+        if self.info.state != "Up":
+            await self.ari.answer(self.id)
+            self.info.state = "Up"
+            await self.log("call", {"action": "answered"})
+
+    async def play(self, media: str | list[str]) -> str:
+        """Play and wait for the end; returns the playback's final state ("done", ...)."""
+        playback_id = uuid.uuid4().hex
+        started = time.monotonic()
+        await self.ari.play(self.id, media, playback_id)
+        while True:
+            event = await self.next_event()
+            if event["type"] == "PlaybackFinished" and event["playback"]["id"] == playback_id:
+                state = str(event["playback"].get("state", "done"))
+            elif event["type"] == RESYNC and not await self.ari.playback_exists(playback_id):
+                # Its PlaybackFinished went out while our websocket was down.
+                state = "done_unobserved"
+            else:
+                continue
+            await self.log("prompt", {"media": media, "state": state,
+                                      "ms": round((time.monotonic() - started) * 1000)})
+            return state
+
+    async def hangup(self, reason: str = "normal") -> None:
+        with contextlib.suppress(NoSuchChannel):
+            await self.ari.hangup(self.id, reason)
+
+
+    async def log(self, kind: str, data: dict[str, Any]) -> None:
+        if self.info.contact_id is not None:
+            await self.contacts.log(self.info.contact_id, kind, data)

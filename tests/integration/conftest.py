@@ -1,0 +1,115 @@
+"""Integration fixtures: one real Asterisk per test session, ctl per backend."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from ctl.asterisk.process import AsteriskProcess
+from ctl.asterisk.service import AsteriskService
+from ctl.settings import Settings, load_settings
+from ctl.store.db import Database
+from tests.integration.harness import Caller, CtlProcess, caller_app, free_port
+
+PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("CTL_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ctl")
+
+
+@pytest.fixture(scope="session")
+def ast_env(data_dir: Path) -> dict[str, str]:
+    rtp = 40000 + (os.getpid() % 200) * 100
+    return {
+        "CTL_DATA_DIR": str(data_dir),
+        "CTL_ASTERISK__SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
+        "CTL_ASTERISK__HTTP_PORT": str(free_port()),
+        "CTL_ASTERISK__AMI_PORT": str(free_port()),
+        "CTL_ASTERISK__RTP_START": str(rtp),
+        "CTL_ASTERISK__RTP_END": str(rtp + 99),
+        "CTL_LOG_FORMAT": "json",
+        "CTL_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(ast_env: dict[str, str], monkeypatch_session: pytest.MonkeyPatch) -> Settings:
+    for k, v in ast_env.items():
+        monkeypatch_session.setenv(k, v)
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+async def asterisk(settings: Settings) -> AsyncIterator[AsteriskProcess]:
+    """The project's own Asterisk. Missing Asterisk is an error, never a skip."""
+    proc = await AsteriskService(settings).up()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "pg"])
+async def backend(request: pytest.FixtureRequest, data_dir: Path) -> AsyncIterator[dict[str, str]]:
+    if request.param == "sqlite":
+        yield {"CTL_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/ctl-{uuid.uuid4().hex}.db"}
+        return
+    name = f"ctl_it_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db_index = 1 + os.getpid() % 14
+    url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name)
+    yield {
+        "CTL_DATABASE_URL": url.render_as_string(hide_password=False),
+        "CTL_REDIS_URL": f"{REDIS}/{db_index}",
+    }
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def ctl(asterisk: AsteriskProcess, backend: dict[str, str], ast_env: dict[str, str],
+              data_dir: Path) -> AsyncIterator[CtlProcess]:
+    env = {**ast_env, **backend, "CTL_HTTP_PORT": str(free_port())}
+    proc = CtlProcess(env, data_dir / f"ctl-{env['CTL_HTTP_PORT']}.log")
+    await proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(backend: dict[str, str]) -> AsyncIterator[Database]:
+    database = Database(backend["CTL_DATABASE_URL"])
+    yield database
+    await database.close()
+
+
+@pytest.fixture(scope="session")
+async def caller(asterisk: AsteriskProcess) -> AsyncIterator[Caller]:
+    async with caller_app(asterisk.cfg.http_port, asterisk.secrets.ari_password) as c:
+        yield c
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    # Keep tests of one backend together so each session fixture starts once.
+    def key(item: Any) -> str:
+        spec = getattr(item, "callspec", None)
+        return str(spec.params.get("backend", "")) if spec else ""
+
+    items.sort(key=key)

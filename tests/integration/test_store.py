@@ -1,0 +1,294 @@
+"""The storage layer against real SQLite and PostgreSQL: each backend gets a fresh database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from ctl.agents.service import AgentService
+from ctl.asterisk.config import AgentEndpoint
+from ctl.contacts.service import ContactService
+from ctl.contacts.states import FINAL
+from ctl.customers.identity import normalize_email, normalize_phone
+from ctl.customers.service import CustomerService
+from ctl.errors import ConfigError, InvalidTransition, NotFound
+from ctl.store.db import Database, is_sqlite, migrate
+from ctl.store.models import Base, Contact, Customer, Identity
+
+PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+async def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        # A missing parent directory: migrate() and Database() must create it.
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('store')}/not/yet/ctl.db"
+        return
+    name = f"ctl_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def store(store_url: str) -> AsyncIterator[Database]:
+    await asyncio.to_thread(migrate, store_url)
+    db = Database(store_url)
+    yield db
+    await db.close()
+
+
+async def _count(db: Database, stmt: Any) -> int:
+    async with db.session(readonly=True) as s:
+        return int(await s.scalar(stmt) or 0)
+
+
+# --- schema -------------------------------------------------------------------------
+
+
+async def test_migrate_is_idempotent_and_matches_models(store_url: str, store: Database) -> None:
+    migrate(store_url)  # again, and synchronously inside a running loop
+
+    def diff(conn: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+        version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    assert version == "0001"
+
+
+async def test_connection_settings(store_url: str, store: Database) -> None:
+    await store.ping()
+    if is_sqlite(store_url):
+        assert await asyncio.to_thread(os.path.exists, make_url(store_url).database or "")
+        async with store.session(readonly=True) as s:
+            assert await s.scalar(text("PRAGMA journal_mode")) == "wal"
+            assert await s.scalar(text("PRAGMA busy_timeout")) == 5000
+    with pytest.raises(IntegrityError):  # foreign keys are enforced (SQLite: the pragma)
+        async with store.session() as s, s.begin():
+            s.add(Identity(customer_id="nobody", kind="phone", value="+12025550199"))
+
+
+async def test_ping_raises_when_the_server_is_down() -> None:
+    db = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
+    try:
+        with pytest.raises(OSError):
+            await db.ping()
+    finally:
+        await db.close()
+
+
+# --- contacts -----------------------------------------------------------------------
+
+
+async def test_contact_lifecycle(store: Database) -> None:
+    svc = ContactService(store)
+    c = await svc.open("voice", external_ref="life.1", node="n1", attributes={"did": "100"})
+    assert (c.state, c.version, c.closed_at) == ("new", 1, None)
+    path = ["ivr", "queued", "offered", "queued", "offered", "assigned", "wrapup"]
+    for to in path:
+        c = await svc.transition(c.id, to, f"to-{to}")
+    await svc.transition(c.id, "closed", "done", {"by": "agent"})
+
+    got = await svc.get(c.id)
+    assert (got.state, got.close_reason, got.version) == ("closed", "done", 9)
+    assert got.attributes == {"did": "100"} and got.node == "n1"
+    assert got.closed_at is not None and got.closed_at.utcoffset() == timedelta(0)
+    assert got.created_at.utcoffset() == timedelta(0) and got.closed_at >= got.created_at
+    events = await svc.events(c.id)
+    states = ["new", *path, "closed"]
+    assert [(e.from_state, e.to_state) for e in events] == list(
+        zip([None, *states[:-1]], states, strict=True)
+    )
+    assert events[0].reason == "created" and events[-1].data == {"by": "agent"}
+    assert all(e.kind == "state" for e in events)
+
+
+async def test_finish_is_idempotent(store: Database) -> None:
+    svc = ContactService(store)
+    c = await svc.open("chat")
+    first = await svc.finish(c.id, "abandoned", "customer_left")
+    again = await svc.finish(c.id, "closed", "sweep", {"x": 1})
+    assert (first.state, again.state, again.close_reason) == ("abandoned",) * 2 + ("customer_left",)
+    assert len(await svc.events(c.id)) == 2
+    with pytest.raises(ValueError, match="final"):
+        await svc.finish(c.id, "queued", "nope")
+
+
+async def test_invalid_transition_writes_nothing(store: Database) -> None:
+    svc = ContactService(store)
+    c = await svc.open("email")
+    with pytest.raises(InvalidTransition, match="from new to wrapup"):
+        await svc.transition(c.id, "wrapup", "skip")
+    got = await svc.get(c.id)
+    assert (got.state, got.version, got.updated_at) == ("new", 1, c.updated_at)
+    assert len(await svc.events(c.id)) == 1
+
+
+async def test_unknown_contact_is_not_found(store: Database) -> None:
+    svc = ContactService(store)
+    for call in (svc.get("nope"), svc.transition("nope", "ivr", "x"),
+                 svc.finish("nope", "closed", "x"), svc.log("nope", "ivr", {})):
+        with pytest.raises(NotFound):
+            await call
+
+
+async def test_log_external_ref_and_unfinished(store: Database) -> None:
+    svc = ContactService(store)
+    old = await svc.open("voice", external_ref="ref.9")
+    await svc.finish(old.id, "closed", "hangup")
+    live = await svc.open("voice", external_ref="ref.9")
+    chat = await svc.open("chat", external_ref="ref.9")
+    found = await svc.by_external_ref("voice", "ref.9")
+    assert found is not None and found.id == live.id
+    assert await svc.by_external_ref("voice", "ref.404") is None
+
+    await svc.log(live.id, "ivr", {"menu": "main", "digit": "1"})
+    last = (await svc.events(live.id))[-1]
+    assert (last.kind, last.to_state, last.data) == ("ivr", None, {"menu": "main", "digit": "1"})
+    with pytest.raises(ValueError):
+        await svc.log(live.id, "state", {})
+
+    assert chat.id in {c.id for c in await svc.unfinished("chat")}
+    voice = {c.id for c in await svc.unfinished("voice")}
+    assert live.id in voice and old.id not in voice and chat.id not in voice
+    await svc.finish(live.id, "closed", "hangup")
+    found = await svc.by_external_ref("voice", "ref.9")
+    assert found is not None and found.id == live.id  # all final: the newest
+
+
+async def test_optimistic_locking(store: Database) -> None:
+    svc = ContactService(store)
+    c = await svc.open("chat")
+    async with store.session() as s:
+        stale = await s.get(Contact, c.id)
+        assert stale is not None
+        await s.commit()  # the row stays loaded at version 1
+        await svc.transition(c.id, "queued", "another node")
+        stale.priority = 5
+        with pytest.raises(StaleDataError):
+            await s.commit()
+    got = await svc.get(c.id)
+    assert (got.state, got.priority, got.version) == ("queued", 0, 2)
+
+
+async def test_concurrent_transitions_have_one_winner(store: Database) -> None:
+    svc = ContactService(store)
+    c = await svc.open("voice")
+    await svc.transition(c.id, "ivr", "flow")
+    targets = ["closed", "abandoned"] * 4
+    results = await asyncio.gather(
+        *(svc.transition(c.id, to, "race") for to in targets), return_exceptions=True
+    )
+    winners = [r for r in results if isinstance(r, Contact)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, InvalidTransition) for r in results if r not in winners)
+    finals = [e for e in await svc.events(c.id) if e.to_state in FINAL]
+    assert len(finals) == 1 and finals[0].to_state == winners[0].state
+
+    again = await asyncio.gather(*(svc.finish(c.id, "closed", "sweep") for _ in range(5)))
+    assert {r.state for r in again} == {winners[0].state}
+    assert len(await svc.events(c.id)) == 3
+
+
+# --- customers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [("(202) 555-0143", "US", "+12025550143"), ("+1 202-555-0143", "CN", "+12025550143"),
+     ("13800138000", "CN", "+8613800138000"), ("tel:+442079460958", "US", "+442079460958"),
+     ("1000", "US", None), ("anonymous", "US", None), ("", "US", None), ("abc", "US", None),
+     ("+15551234567", "US", "+15551234567"), ("555-0123", "US", None)],
+)
+def test_normalize_phone(raw: str, region: str, expected: str | None) -> None:
+    assert normalize_phone(raw, region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Bob <Bob@Example.ORG>", "bob@example.org"), ("mailto:a@b.co", "a@b.co"),
+     (" alice@localhost ", "alice@localhost"), ("x", None), ("a@b@c", None), ("", None)],
+)
+def test_normalize_email(raw: str, expected: str | None) -> None:
+    assert normalize_email(raw) == expected
+
+
+async def test_identify_is_safe_under_concurrency(store: Database) -> None:
+    svc = CustomerService(store, region="US")
+    before = await _count(store, select(func.count()).select_from(Customer))
+    ids = await asyncio.gather(*(svc.identify("phone", "(202) 555-0143") for _ in range(20)))
+    assert len(set(ids)) == 1
+    assert await svc.identify("phone", "+12025550143") == ids[0]
+    after = await _count(store, select(func.count()).select_from(Customer))
+    assert after - before == 1  # the losers' customers were rolled back
+    rows = select(func.count()).where(Identity.value == "+12025550143")
+    assert await _count(store, rows) == 1
+
+
+async def test_identify_kinds(store: Database) -> None:
+    svc = CustomerService(store)
+    bob = await svc.identify("email", "Bob <Bob@Example.org>", display_name="Bob")
+    assert await svc.identify("email", "bob@example.org") == bob
+    assert await svc.identify("wechat_openid", "oX1") not in (bob, None)
+    async with store.session(readonly=True) as s:
+        customer = await s.get(Customer, bob)
+    assert customer is not None and (customer.display_name, customer.tier) == ("Bob", "standard")
+    for kind, value in [("phone", "1000"), ("fax", "123"), ("email", "nope")]:
+        with pytest.raises(ValueError):
+            await svc.identify(kind, value)
+
+
+# --- agents -------------------------------------------------------------------------
+
+
+async def test_agents(store: Database) -> None:
+    svc = AgentService(store)
+    alice, password = await svc.create("alice", "Alice Liddell", "2001")
+    assert len(password) >= 20 and password not in alice.sip_ha1
+    ha1 = hashlib.md5(f"agent-alice:ctl:{password}".encode()).hexdigest()
+    assert alice.sip_ha1 == ha1 and alice.state == "offline"
+    assert await svc.endpoints() == [AgentEndpoint("agent-alice", "Alice Liddell", "2001", ha1)]
+
+    with pytest.raises(ConfigError, match="'alice' already exists"):
+        await svc.create("alice", "Other", "2002")
+    with pytest.raises(ConfigError, match="used by agent 'alice'"):
+        await svc.create("bob", "Bob", "2001")
+    for username, extension in [("Alice", "2003"), ("-x", "2003"), ("carol", "20a"),
+                                ("carol", "1000"), ("a" * 32, "2003")]:
+        with pytest.raises(ConfigError):
+            await svc.create(username, "Someone", extension)
+
+    racers = await asyncio.gather(
+        *(svc.create("dave", "Dave", f"30{i}") for i in range(5)), return_exceptions=True
+    )
+    assert sum(isinstance(r, tuple) for r in racers) == 1, racers
+    assert all(isinstance(r, ConfigError) for r in racers if not isinstance(r, tuple))
+    assert [a.username for a in await svc.list()] == ["alice", "dave"]
+
+    await svc.delete("alice")
+    with pytest.raises(NotFound):
+        await svc.delete("alice")
+    assert [e.endpoint for e in await svc.endpoints()] == ["agent-dave"]

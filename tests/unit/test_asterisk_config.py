@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from ctl.asterisk import config
+from ctl.asterisk.provision import Installation
+from ctl.asterisk.secrets import load_or_create
+from ctl.settings import load_settings
+
+
+def render(tmp_path: Path, **overrides: object) -> Path:
+    settings = load_settings(data_dir=tmp_path, **overrides)
+    inst = Installation("/usr/sbin/asterisk", None, None, None)
+    lay = config.render_all(settings, inst, load_or_create(tmp_path))
+    return lay.host("etc")
+
+
+def test_ari_and_ami_listen_on_loopback_with_generated_secrets(tmp_path: Path) -> None:
+    etc = render(tmp_path)
+    secrets = load_or_create(tmp_path)
+    assert "bindaddr = 127.0.0.1" in (etc / "http.conf").read_text()
+    manager = (etc / "manager.conf").read_text()
+    assert "bindaddr = 127.0.0.1" in manager
+    assert f"secret = {secrets.ami_secret}" in manager
+    assert f"password = {secrets.ari_password}" in (etc / "ari.conf").read_text()
+    for name in ("ari.conf", "manager.conf", "pjsip.conf"):
+        assert stat.S_IMODE((etc / name).stat().st_mode) == 0o640
+
+
+def test_anonymous_callers_only_while_sip_is_on_loopback(tmp_path: Path) -> None:
+    assert "[anonymous]" in (render(tmp_path / "a") / "pjsip.conf").read_text()
+    public = render(tmp_path / "b", asterisk={"sip_host": "0.0.0.0"})
+    assert "[anonymous]" not in (public / "pjsip.conf").read_text()
+
+
+def test_trunk_dids_map_to_flows(tmp_path: Path) -> None:
+    etc = render(tmp_path, trunks=[{"name": "carrier", "host": "127.0.0.2",
+                                    "dids": {"+15550100": "sales"}}])
+    dialplan = (etc / "extensions.conf").read_text()
+    assert "[from-trunk-carrier]" in dialplan
+    assert "exten => +15550100,1,Set(CTL_FLOW=sales)" in dialplan
+    assert "match = 127.0.0.2" in (etc / "pjsip_trunks.conf").read_text()

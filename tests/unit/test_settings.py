@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ctl.errors import ConfigError
+from ctl.settings import load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "ctl.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_then_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    monkeypatch.delenv("CTL_HTTP_PORT", raising=False)
+    cfg = write(tmp_path, "http_port: 9001\nasterisk:\n  sip_port: 5070\n")
+    s = load_settings(cfg)
+    assert (s.http_port, s.asterisk.sip_port, s.asterisk.ami_port) == (9001, 5070, 5038)
+    monkeypatch.setenv("CTL_HTTP_PORT", "9002")
+    monkeypatch.setenv("CTL_ASTERISK__AMI_PORT", "6000")
+    s = load_settings(cfg)
+    assert (s.http_port, s.asterisk.sip_port, s.asterisk.ami_port) == (9002, 5070, 6000)
+
+
+def test_errors_name_file_line_and_column(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "http_port: 8080\nasterisk:\n  sip_port: 99999\n  bogus: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    msg = str(e.value)
+    assert f"{cfg}:3:13: asterisk.sip_port" in msg
+    assert "less than or equal to 65535" in msg
+    assert f"{cfg}:4:10: asterisk.bogus: unknown setting" in msg
+
+
+def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTL_HTTP_PORT", "eighty")
+    with pytest.raises(ConfigError, match="environment CTL_HTTP_PORT: http_port"):
+        load_settings()
+
+
+def test_broken_yaml_names_the_place(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "asterisk:\n  sip_port: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"{cfg}:\d+:\d+: invalid YAML"):
+        load_settings(cfg)
+
+
+def test_trunk_dids_must_be_numbers(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "trunks:\n  - name: c1\n    host: 127.0.0.2\n    dids: {sales: demo}\n")
+    with pytest.raises(ConfigError, match=r"ctl.yaml:4:\d+: trunks.0.dids.*not a phone number"):
+        load_settings(cfg)
+
+
+def test_settings_file_must_be_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_settings(write(tmp_path, "- 1\n- 2\n"))
