@@ -1,0 +1,428 @@
+"""The routing engine: one place where contacts of every channel meet agents.
+
+It is pure and synchronous: each operation takes `now`, changes the in-memory state and
+returns the events it caused, in order. The routing service persists those events before
+it acknowledges anything and acts on them (rings a phone, pushes an offer); `ctl
+simulate` drives the very same engine on a virtual clock. Whatever the operation, it
+leaves the engine settled: no routable agent qualifies for a contact that waits.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ctl.errors import InvalidTransition, NotFound
+from ctl.routing.model import (
+    AgentChanged,
+    AgentConfig,
+    AgentStatus,
+    Assigned,
+    ContactRequest,
+    Event,
+    Offered,
+    OfferEnded,
+    Overflowed,
+    OverflowKind,
+    QueueConfig,
+    Released,
+    Requeued,
+    StepExpired,
+    WrapupStarted,
+)
+from ctl.routing.policies import AgentIndex, AgentRt
+from ctl.routing.queues import Bucket, Live, QueueState
+
+_OVERFLOW_HOPS = 8  # a chain of queue overflows longer than this is a configuration loop
+
+
+@dataclass(slots=True)
+class Offer:
+    id: str
+    contact_id: str
+    agent_id: str
+    expires_at: float
+
+
+class Engine:
+    def __init__(self, queues: Iterable[QueueConfig] = ()) -> None:
+        self.queues: dict[str, QueueState] = {}
+        self.agents: dict[str, AgentRt] = {}
+        self.contacts: dict[str, Live] = {}
+        self.offers: dict[str, Offer] = {}
+        self._index = AgentIndex()
+        self._timers: list[tuple[float, int, str, str, object]] = []
+        self._seq = itertools.count()
+        self._generation = 0  # bumped when a bucket appears: agents' caches go stale
+        self._out: list[Event] = []
+        self._configs: dict[str, QueueConfig] = {}
+        self.decisions = 0
+        for q in queues:
+            self.configure_queue(q)
+
+    # --- configuration ------------------------------------------------------------
+
+    def configure_queue(self, config: QueueConfig) -> None:
+        found = self.queues.get(config.name)
+        if found is None:
+            self.queues[config.name] = QueueState(config)
+        else:
+            found.config = config
+        self._configs[config.name] = config
+        for agent in self.agents.values():
+            self._index.reindex(agent, self._configs)
+
+    def upsert_agent(self, config: AgentConfig, now: float) -> list[Event]:
+        for entry in config.profile:
+            if entry.queue not in self.queues:
+                raise NotFound(f"agent {config.id}: no queue named {entry.queue!r}")
+            if entry.delay > 0:
+                self.queues[entry.queue].delays.add(entry.delay)
+        agent = self.agents.get(config.id)
+        if agent is None:
+            agent = self.agents[config.id] = AgentRt(config, now)
+        agent.config, agent.buckets_gen = config, -1
+        self._settle_agent(agent, now)
+        return self._flush()
+
+    # --- agents -------------------------------------------------------------------
+
+    def set_agent_state(self, agent_id: str, state: AgentStatus | str, now: float,
+                        reason: str = "") -> list[Event]:
+        agent = self._agent(agent_id)
+        state = AgentStatus(state)
+        if state is AgentStatus.WRAPUP:
+            raise InvalidTransition("wrapup is not set by hand: it follows a contact")
+        if state is AgentStatus.AVAILABLE and agent.state is not AgentStatus.AVAILABLE:
+            agent.idle_since, agent.misses = now, 0
+        agent.state, agent.reason = state, reason if state is AgentStatus.AWAY else ""
+        self._out.append(AgentChanged(agent_id, self.status(agent_id), agent.reason))
+        self._withdraw_from(agent, now)
+        self._settle_agent(agent, now)
+        return self._flush()
+
+    def _withdraw_from(self, agent: AgentRt, now: float) -> None:
+        """Offers to an agent who is no longer available go to others."""
+        if agent.state is not AgentStatus.AVAILABLE:
+            for offer in [o for o in self.offers.values() if o.agent_id == agent.config.id]:
+                self._end_offer(offer, "withdrawn", now)
+
+    def status(self, agent_id: str) -> AgentStatus:
+        agent = self._agent(agent_id)
+        if agent.state is AgentStatus.AVAILABLE and any(
+                self.contacts[c].state == "wrapup" for c in agent.contacts):
+            return AgentStatus.WRAPUP
+        return agent.state
+
+    # --- contacts -----------------------------------------------------------------
+
+    def enqueue(self, request: ContactRequest, now: float) -> list[Event]:
+        if request.id in self.contacts:
+            raise InvalidTransition(f"contact {request.id} is already routed")
+        ends = [s.expires_after for s in request.steps]
+        if None in ends[:-1] or ends[:-1] != sorted(ends[:-1]) or (
+                len(ends) > 1 and ends[-1] is not None and ends[-1] < (ends[-2] or 0)):
+            raise ValueError(f"contact {request.id}: routing steps must expire in order, "
+                             f"and only the last may never expire (got {ends})")
+        self._admit(Live(request), request.queue, now, hops=0)
+        return self._flush()
+
+    def accept(self, offer_id: str, now: float) -> list[Event]:
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            raise NotFound(f"no pending offer {offer_id}", hint="it was taken, declined, "
+                           "timed out or withdrawn")
+        live = self.contacts[offer.contact_id]
+        del self.offers[offer_id]
+        live.offers.discard(offer_id)
+        live.state, live.agent = "assigned", offer.agent_id
+        self.queues[live.queue].waiting -= 1
+        for other in [self.offers[o] for o in live.offers]:
+            self._end_offer(other, "accepted_elsewhere", now)
+        self.agents[offer.agent_id].misses = 0
+        self._out.append(Assigned(live.req.id, offer.agent_id, offer_id))
+        return self._flush()
+
+    def decline(self, offer_id: str, now: float, reason: str = "declined") -> list[Event]:
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            raise NotFound(f"no pending offer {offer_id}")
+        self._end_offer(offer, reason, now)
+        return self._flush()
+
+    def complete(self, contact_id: str, now: float) -> list[Event]:
+        """The agent is done with the contact: wrap-up if the queue has it, else free."""
+        live = self._contact(contact_id)
+        if live.state != "assigned":
+            raise InvalidTransition(f"contact {contact_id} is {live.state}, not assigned")
+        wrapup = self.queues[live.queue].config.wrapup_seconds
+        if wrapup > 0 and live.agent is not None:
+            live.state = "wrapup"
+            self._out.append(WrapupStarted(contact_id, live.agent, now + wrapup))
+            self._timer(now + wrapup, "wrapup", contact_id, None)
+            return self._flush()
+        self._release(live, now)
+        return self._flush()
+
+    def end_wrapup(self, contact_id: str, now: float) -> list[Event]:
+        live = self._contact(contact_id)
+        if live.state != "wrapup":
+            raise InvalidTransition(f"contact {contact_id} is {live.state}, not in wrap-up")
+        self._release(live, now)
+        return self._flush()
+
+    def remove(self, contact_id: str, now: float) -> list[Event]:
+        """The contact leaves routing whatever its state (abandoned, closed, ticketed)."""
+        live = self._contact(contact_id)
+        for offer in [self.offers[o] for o in live.offers]:
+            self._end_offer(offer, "withdrawn", now, requeue=False)
+        if live.state in ("assigned", "wrapup"):
+            self._release(live, now)
+        else:
+            self._unqueue(live)
+            self.queues[live.queue].waiting -= 1
+            del self.contacts[contact_id]
+        return self._flush()
+
+    # --- time ---------------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def advance(self, now: float) -> list[Event]:
+        """Everything due at or before `now`, in time order."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            when, _, kind, ref, token = heapq.heappop(timers)
+            getattr(self, f"_on_{kind}")(ref, token, when)
+        return self._flush()
+
+    def _on_offer(self, offer_id: str, _token: object, when: float) -> None:
+        offer = self.offers.get(offer_id)
+        if offer is None:
+            return
+        agent = self.agents[offer.agent_id]
+        agent.misses += 1
+        if agent.misses >= agent.config.max_misses and agent.state is AgentStatus.AVAILABLE:
+            agent.state, agent.reason = AgentStatus.AWAY, "missed"
+            self._out.append(AgentChanged(agent.config.id, AgentStatus.AWAY, "missed"))
+        self._end_offer(offer, "timeout", when)
+        self._withdraw_from(agent, when)
+
+    def _on_step(self, contact_id: str, step: object, when: float) -> None:
+        live = self.contacts.get(contact_id)
+        if live is None or live.step != step or live.state not in ("queued", "offered"):
+            return
+        live.step += 1
+        self._out.append(StepExpired(contact_id, live.step))
+        self._schedule_step(live)
+        if live.state == "queued":
+            self._unqueue(live)
+            self._queue(live)
+            self._place(live, when)
+
+    def _on_maxwait(self, contact_id: str, queue: object, when: float) -> None:
+        live = self.contacts.get(contact_id)
+        if live is None or live.queue != queue or live.state != "queued":
+            return  # an offered contact is checked again if it comes back
+        self._unqueue(live)
+        self.queues[live.queue].waiting -= 1
+        self._overflow(live, "max_wait", when, hops=0)
+
+    def _on_wrapup(self, contact_id: str, _token: object, when: float) -> None:
+        live = self.contacts.get(contact_id)
+        if live is not None and live.state == "wrapup":
+            self._release(live, when)
+
+    def _on_delay(self, contact_id: str, queue: object, when: float) -> None:
+        live = self.contacts.get(contact_id)
+        if live is not None and live.queue == queue and live.state == "queued":
+            self._place(live, when)
+
+    # --- the two decisions --------------------------------------------------------
+
+    def _place(self, live: Live, now: float) -> None:
+        """A contact that may qualify for routable agents: offer it to the best."""
+        queue = self.queues[live.queue].config
+        channel, requirement = live.req.channel, live.requirement
+        want = queue.ring_count if queue.policy == "ring_all" else 1
+        waited = now - live.queued_at
+        chosen: list[AgentRt] = []
+        for agent_id in self._index.candidates(queue, channel, requirement):
+            agent = self.agents.get(agent_id)
+            if (agent is None or agent_id in live.excluded or not agent.routable(channel)
+                    or not requirement.admits(agent.config)
+                    or _delay(agent, live.queue) > waited):
+                continue
+            chosen.append(agent)
+            if len(chosen) == want:
+                break
+        for agent in chosen:
+            self._offer(live, agent, now)
+        for agent in chosen:
+            self._index.reindex(agent, self._configs)
+
+    def _feed(self, agent: AgentRt, now: float) -> None:
+        """An agent with room: give it the best contacts it qualifies for, while it has room."""
+        if self._generation != agent.buckets_gen:
+            self._refresh_buckets(agent)
+        contacts = self.contacts
+        agent_id = agent.config.id
+        while True:
+            best: tuple[int, tuple[int, float, int, str]] | None = None
+            best_live: Live | None = None
+            for bucket, priority, delay in agent.buckets:
+                if not bucket.size or not agent.routable(bucket.channel):
+                    continue
+                head = bucket.head(contacts)
+                if head is not None and agent_id in head.excluded:
+                    head = next((c for c in bucket.in_order(contacts)
+                                 if agent_id not in c.excluded), None)
+                if head is None or (delay and now - head.queued_at < delay):
+                    continue
+                key = (priority, head.order)
+                if best is None or key < best:
+                    best, best_live = key, head
+            if best_live is None:
+                return
+            self._offer(best_live, agent, now)
+
+    # --- moves --------------------------------------------------------------------
+
+    def _admit(self, live: Live, queue_name: str, now: float, hops: int) -> None:
+        queue = self.queues.get(queue_name)
+        if queue is None:
+            raise NotFound(f"contact {live.req.id}: no queue named {queue_name!r}")
+        live.queue, live.queued_at = queue_name, now
+        cfg = queue.config
+        if cfg.max_length is not None and queue.waiting >= cfg.max_length:
+            self._overflow(live, "max_length", now, hops)
+            return
+        self.contacts[live.req.id] = live
+        queue.waiting += 1
+        self._queue(live)
+        if hops == 0:
+            self._schedule_step(live)
+        if cfg.max_wait is not None:
+            self._timer(now + cfg.max_wait, "maxwait", live.req.id, queue_name)
+        for delay in queue.delays:
+            self._timer(now + delay, "delay", live.req.id, queue_name)
+        self._place(live, now)
+
+    def _overflow(self, live: Live, reason: str, now: float, hops: int) -> None:
+        overflow = self.queues[live.queue].config.overflow
+        self._out.append(Overflowed(live.req.id, live.queue, overflow, reason))
+        self.contacts.pop(live.req.id, None)
+        if (overflow is not None and overflow.kind is OverflowKind.QUEUE
+                and hops < _OVERFLOW_HOPS):
+            self._admit(live, overflow.target, now, hops + 1)
+
+    def _queue(self, live: Live) -> None:
+        queue = self.queues[live.queue]
+        bucket, new = queue.bucket(live.req.channel, live.requirement)
+        if new:
+            self._generation += 1
+        live.state = "queued"
+        bucket.push(live)
+
+    def _unqueue(self, live: Live) -> None:
+        if live.bucket is not None:
+            live.bucket.drop(live)
+
+    def _offer(self, live: Live, agent: AgentRt, now: float) -> None:
+        self._unqueue(live)
+        live.state = "offered"
+        queue = self.queues[live.queue].config
+        offer = Offer(f"o{next(self._seq)}", live.req.id, agent.config.id,
+                      now + queue.offer_timeout)
+        self.offers[offer.id] = offer
+        live.offers.add(offer.id)
+        agent.take(live.req.channel, live.req.id)
+        agent.last_offer = next(self._seq)
+        self.decisions += 1
+        self._timer(offer.expires_at, "offer", offer.id, None)
+        self._out.append(Offered(offer.id, live.req.id, agent.config.id, offer.expires_at))
+
+    def _end_offer(self, offer: Offer, reason: str, now: float, requeue: bool = True) -> None:
+        del self.offers[offer.id]
+        live = self.contacts[offer.contact_id]
+        live.offers.discard(offer.id)
+        agent = self.agents[offer.agent_id]
+        agent.free(live.req.channel, live.req.id)
+        self._out.append(OfferEnded(offer.id, live.req.id, agent.config.id, reason))
+        if reason in ("declined", "timeout"):
+            live.excluded.add(agent.config.id)
+        if requeue and not live.offers and live.state == "offered":
+            max_wait = self.queues[live.queue].config.max_wait
+            if max_wait is not None and now - live.queued_at >= max_wait:
+                self.queues[live.queue].waiting -= 1
+                self._overflow(live, "max_wait", now, hops=0)
+            else:
+                self._queue(live)  # its old place: the order key never changes
+                self._out.append(Requeued(live.req.id, reason))
+                self._place(live, now)
+        self._settle_agent(agent, now)
+
+    def _release(self, live: Live, now: float) -> None:
+        agent_id = live.agent
+        del self.contacts[live.req.id]
+        if agent_id is None:
+            return
+        agent = self.agents[agent_id]
+        agent.free(live.req.channel, live.req.id)
+        agent.idle_since = now
+        self._out.append(Released(live.req.id, agent_id))
+        self._settle_agent(agent, now)
+
+    def _settle_agent(self, agent: AgentRt, now: float) -> None:
+        if agent.state is AgentStatus.AVAILABLE:
+            self._feed(agent, now)
+        self._index.reindex(agent, self._configs)
+
+    # --- bookkeeping --------------------------------------------------------------
+
+    def _refresh_buckets(self, agent: AgentRt) -> None:
+        cfg = agent.config
+        found = []
+        for entry in cfg.profile:
+            queue = self.queues[entry.queue]
+            for (channel, requirement), bucket in queue.buckets.items():
+                if cfg.capacity.get(channel, 0) > 0 and requirement.admits(cfg):
+                    found.append((bucket, entry.priority, entry.delay))
+        agent.buckets, agent.buckets_gen = found, self._generation
+
+    def _schedule_step(self, live: Live) -> None:
+        expiry = live.step_expiry()
+        if expiry is not None:
+            self._timer(expiry, "step", live.req.id, live.step)
+
+    def _timer(self, when: float, kind: str, ref: str, token: object) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), kind, ref, token))
+
+    def _agent(self, agent_id: str) -> AgentRt:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise NotFound(f"no agent {agent_id} in routing") from None
+
+    def _contact(self, contact_id: str) -> Live:
+        try:
+            return self.contacts[contact_id]
+        except KeyError:
+            raise NotFound(f"contact {contact_id} is not in routing") from None
+
+    def _flush(self) -> list[Event]:
+        out, self._out = self._out, []
+        return out
+
+
+def _delay(agent: AgentRt, queue: str) -> float:
+    for entry in agent.config.profile:
+        if entry.queue == queue:
+            return entry.delay
+    return 0.0
+
+
+__all__ = ["Bucket", "Engine", "Offer"]

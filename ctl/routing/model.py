@@ -1,0 +1,201 @@
+"""What the routing engine knows: queues, agents, routable contacts, and what it decides.
+
+Everything here is plain data. Times are seconds on one clock chosen by the caller (wall
+time in the controller, a virtual clock in `ctl simulate`), which keeps the engine pure:
+the same inputs give the same decisions, which is what the property tests rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+VOICE = "voice"
+
+
+class Policy(StrEnum):
+    """How a queue picks among the agents that qualify for a contact."""
+
+    LONGEST_IDLE = "longest_idle"
+    LEAST_OCCUPIED = "least_occupied"
+    HIGHEST_PROFICIENCY = "highest_proficiency"
+    ROUND_ROBIN = "round_robin"
+    RING_ALL = "ring_all"
+
+
+class OverflowKind(StrEnum):
+    QUEUE = "queue"
+    VOICEMAIL = "voicemail"
+    CALLBACK = "callback"
+    TICKET = "ticket"
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    kind: OverflowKind
+    target: str = ""  # the queue's name for kind=queue
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    name: str
+    policy: Policy = Policy.LONGEST_IDLE
+    sla_seconds: float = 20.0
+    max_length: int | None = None
+    max_wait: float | None = None
+    overflow: Overflow | None = None
+    wrapup_seconds: float = 0.0
+    offer_timeout: float = 20.0
+    ring_count: int = 3  # ring_all: how many agents one contact is offered to at once
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What an agent must have to take a contact under one routing step."""
+
+    skills: tuple[tuple[str, int], ...] = ()  # (skill, minimum level), sorted by skill
+    languages: frozenset[str] = frozenset()
+    tiers: frozenset[int] = frozenset()  # empty: any tier
+    agent: str | None = None  # one agent only (sticky routing, transfer to an agent)
+
+    @staticmethod
+    def of(skills: Mapping[str, int] | None = None, languages: tuple[str, ...] = (),
+           tiers: tuple[int, ...] = (), agent: str | None = None) -> Requirement:
+        for skill, level in (skills or {}).items():
+            if not 1 <= level <= 5:
+                raise ValueError(f"skill {skill!r}: level {level} is outside 1..5")
+        return Requirement(tuple(sorted((skills or {}).items())), frozenset(languages),
+                           frozenset(tiers), agent)
+
+    def admits(self, agent: AgentConfig) -> bool:
+        if self.agent is not None and agent.id != self.agent:
+            return False
+        if self.tiers and agent.tier not in self.tiers:
+            return False
+        if self.languages and not self.languages <= agent.languages:
+            return False
+        skills = agent.skills
+        return all(skills.get(s, 0) >= level for s, level in self.skills)
+
+
+ANY = Requirement()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    require: Requirement
+    expires_after: float | None = None  # seconds after the contact was enqueued; None: never
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEntry:
+    """One queue in an agent's routing profile (Amazon Connect's meaning)."""
+
+    queue: str
+    priority: int = 1  # lower is served first
+    delay: float = 0.0  # the agent sees a contact of this queue once it waited this long
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    id: str
+    skills: Mapping[str, int] = field(default_factory=dict)
+    languages: frozenset[str] = frozenset()
+    tier: int = 1
+    profile: tuple[ProfileEntry, ...] = ()
+    capacity: Mapping[str, int] = field(default_factory=lambda: {VOICE: 1})
+    voice_exclusive: bool = True  # a call takes the whole agent, and waits for a free one
+    max_misses: int = 3  # consecutive offers missed before the agent is set away("missed")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRequest:
+    """A contact as the engine routes it; the rest of the contact lives in the database."""
+
+    id: str
+    channel: str
+    queue: str
+    priority: int = 0  # higher is served first
+    enqueued_at: float = 0.0
+    steps: tuple[Step, ...] = ()
+
+
+class AgentStatus(StrEnum):
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    AWAY = "away"
+    WRAPUP = "wrapup"  # derived: available, with a contact in wrap-up
+
+
+# --- decisions and happenings, returned to the caller to persist and act upon ---------
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    offer_id: str
+    contact_id: str
+    agent_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferEnded:
+    """An offer that is no more: taken by another agent, declined, timed out, withdrawn."""
+
+    offer_id: str
+    contact_id: str
+    agent_id: str
+    reason: str  # accepted_elsewhere | declined | timeout | withdrawn
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    contact_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assigned:
+    contact_id: str
+    agent_id: str
+    offer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrapupStarted:
+    contact_id: str
+    agent_id: str
+    ends_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """The contact no longer occupies the agent (wrap-up over, or none configured)."""
+
+    contact_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Overflowed:
+    contact_id: str
+    queue: str
+    overflow: Overflow | None  # None: refused with nowhere to go
+    reason: str  # max_wait | max_length
+
+
+@dataclass(frozen=True, slots=True)
+class StepExpired:
+    contact_id: str
+    step: int  # the index now in force; len(steps): any agent of the queue
+
+
+@dataclass(frozen=True, slots=True)
+class AgentChanged:
+    agent_id: str
+    status: AgentStatus
+    reason: str = ""
+
+
+Event = (Offered | OfferEnded | Requeued | Assigned | WrapupStarted | Released | Overflowed
+         | StepExpired | AgentChanged)

@@ -1,0 +1,125 @@
+"""The agent side: who is routable for what, kept in the order each queue's policy wants.
+
+Only agents that are routable and found nothing eligible waiting sit in these lists: an
+agent that frees up while contacts wait takes one at once and never enters them, so the
+saturated case (many waiting, every agent busy) pays nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from ctl.routing.model import VOICE, AgentConfig, AgentStatus, Policy, QueueConfig, Requirement
+
+ListKey = tuple[str, ...]  # (queue, channel) or (queue, channel, skill)
+
+
+class AgentRt:
+    """An agent as the engine sees it: configuration, state and what occupies it."""
+
+    __slots__ = ("buckets", "buckets_gen", "config", "contacts", "idle_since", "indexed",
+                 "last_offer", "misses", "reason", "state", "total", "used")
+
+    def __init__(self, config: AgentConfig, now: float) -> None:
+        self.config = config
+        self.state = AgentStatus.OFFLINE
+        self.reason = ""
+        self.used: dict[str, int] = {}  # per channel: offered, assigned or in wrap-up
+        self.total = 0
+        self.contacts: set[str] = set()
+        self.idle_since = now
+        self.last_offer = 0
+        self.misses = 0
+        self.indexed: dict[ListKey, tuple[Any, ...]] = {}
+        self.buckets: list[Any] = []  # eligible buckets, cached by the engine
+        self.buckets_gen = -1
+
+    def routable(self, channel: str) -> bool:
+        if self.state is not AgentStatus.AVAILABLE:
+            return False
+        cfg = self.config
+        if self.used.get(channel, 0) >= cfg.capacity.get(channel, 0):
+            return False
+        if cfg.voice_exclusive:
+            return self.total == 0 if channel == VOICE else not self.used.get(VOICE, 0)
+        return True
+
+    def occupancy(self) -> float:
+        capacity = sum(self.config.capacity.values())
+        return self.total / capacity if capacity else 1.0
+
+    def take(self, channel: str, contact_id: str) -> None:
+        self.used[channel] = self.used.get(channel, 0) + 1
+        self.total += 1
+        self.contacts.add(contact_id)
+
+    def free(self, channel: str, contact_id: str) -> None:
+        self.used[channel] -= 1
+        self.total -= 1
+        self.contacts.discard(contact_id)
+
+
+def sort_key(agent: AgentRt, policy: Policy, skill: str | None) -> tuple[Any, ...]:
+    cfg = agent.config
+    if policy is Policy.ROUND_ROBIN:
+        return (agent.last_offer, cfg.id)
+    if policy is Policy.LEAST_OCCUPIED:
+        return (agent.occupancy(), agent.idle_since, cfg.id)
+    if policy is Policy.HIGHEST_PROFICIENCY and skill is not None:
+        return (-cfg.skills.get(skill, 0), agent.idle_since, cfg.id)
+    return (agent.idle_since, cfg.id)  # longest idle, and ring-all's order
+
+
+class AgentIndex:
+    def __init__(self) -> None:
+        self.lists: dict[ListKey, SortedList] = {}
+
+    def reindex(self, agent: AgentRt, queues: dict[str, QueueConfig]) -> None:
+        """Put `agent` in exactly the lists it belongs to now, under its current keys."""
+        want: dict[ListKey, tuple[Any, ...]] = {}
+        if agent.state is AgentStatus.AVAILABLE:
+            cfg = agent.config
+            channels = [c for c in cfg.capacity if agent.routable(c)]
+            for entry in cfg.profile if channels else ():
+                queue = queues.get(entry.queue)
+                if queue is None:
+                    continue
+                for channel in channels:
+                    want[(entry.queue, channel)] = sort_key(agent, queue.policy, None)
+                    for skill in cfg.skills:
+                        want[(entry.queue, channel, skill)] = sort_key(agent, queue.policy, skill)
+        have = agent.indexed
+        if want == have:
+            return
+        for key, value in have.items():
+            if want.get(key) != value:
+                self.lists[key].remove(value)
+        for key, value in want.items():
+            if have.get(key) != value:
+                found = self.lists.get(key)
+                if found is None:
+                    found = self.lists[key] = SortedList()
+                found.add(value)
+        agent.indexed = want
+
+    def candidates(self, queue: QueueConfig, channel: str, requirement: Requirement
+                   ) -> Iterator[str]:
+        """Agent ids that may qualify, in the queue's policy order (the caller checks)."""
+        lists = self.lists
+        if requirement.agent is not None:
+            yield requirement.agent
+            return
+        chosen = lists.get((queue.name, channel))
+        if requirement.skills:
+            if queue.policy is Policy.HIGHEST_PROFICIENCY:
+                # The first required skill orders the agents; the rest only filter.
+                chosen = lists.get((queue.name, channel, requirement.skills[0][0]))
+            else:
+                # The rarest required skill gives the shortest walk.
+                sizes = [lists.get((queue.name, channel, s)) for s, _ in requirement.skills]
+                chosen = min(sizes, key=lambda sl: 0 if sl is None else len(sl))
+        for key in chosen or ():
+            yield key[-1]
