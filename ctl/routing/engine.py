@@ -58,6 +58,7 @@ class Engine:
         self._generation = 0  # bumped when a bucket appears: agents' caches go stale
         self._out: list[Event] = []
         self._configs: dict[str, QueueConfig] = {}
+        self._batch: list[Live] | None = None  # placements held until an instant is over
         self.decisions = 0
         for q in queues:
             self.configure_queue(q)
@@ -126,7 +127,10 @@ class Engine:
                 len(ends) > 1 and ends[-1] is not None and ends[-1] < (ends[-2] or 0)):
             raise ValueError(f"contact {request.id}: routing steps must expire in order, "
                              f"and only the last may never expire (got {ends})")
-        self._admit(Live(request), request.queue, now, hops=0)
+        live = Live(request)
+        self._admit(live, request.queue, now, hops=0)
+        if request.id in self.contacts:
+            self._schedule_step(live)
         return self._flush()
 
     def accept(self, offer_id: str, now: float) -> list[Event]:
@@ -195,9 +199,24 @@ class Engine:
         """Everything due at or before `now`, in time order."""
         timers = self._timers
         while timers and timers[0][0] <= now:
-            when, _, kind, ref, token = heapq.heappop(timers)
-            getattr(self, f"_on_{kind}")(ref, token, when)
+            # Everything due at one instant happens before any contact is placed, so that
+            # two contacts widening at the same instant are served in their order.
+            when = timers[0][0]
+            self._batch = []
+            while timers and timers[0][0] == when:
+                _, _, kind, ref, token = heapq.heappop(timers)
+                getattr(self, f"_on_{kind}")(ref, token, when)
+            batch, self._batch = self._batch, None
+            self._resolve(batch, when)
         return self._flush()
+
+    def _resolve(self, batch: list[Live], now: float) -> None:
+        """Contacts that became placeable at one instant, best first. Each qualified agent
+        takes whatever is best for it, which may be another contact of the batch."""
+        for live in sorted({id(c): c for c in batch}.values(), key=lambda c: c.order):
+            if live.state == "queued" and self.contacts.get(live.req.id) is live:
+                for agent in self._qualified(live, now):
+                    self._settle_agent(agent, now)
 
     def _on_offer(self, offer_id: str, _token: object, when: float) -> None:
         offer = self.offers.get(offer_id)
@@ -239,12 +258,23 @@ class Engine:
     def _on_delay(self, contact_id: str, queue: object, when: float) -> None:
         live = self.contacts.get(contact_id)
         if live is not None and live.queue == queue and live.state == "queued":
-            self._place(live, when)
+            self._place(live, when)  # agents who see this queue late may take it now
 
     # --- the two decisions --------------------------------------------------------
 
     def _place(self, live: Live, now: float) -> None:
         """A contact that may qualify for routable agents: offer it to the best."""
+        if self._batch is not None:
+            self._batch.append(live)
+            return
+        chosen = self._qualified(live, now)
+        for agent in chosen:
+            self._offer(live, agent, now)
+        for agent in chosen:
+            self._index.reindex(agent, self._configs)
+
+    def _qualified(self, live: Live, now: float) -> list[AgentRt]:
+        """The best routable agents for `live` by its queue's policy (several: ring-all)."""
         queue = self.queues[live.queue].config
         channel, requirement = live.req.channel, live.requirement
         want = queue.ring_count if queue.policy == "ring_all" else 1
@@ -259,10 +289,7 @@ class Engine:
             chosen.append(agent)
             if len(chosen) == want:
                 break
-        for agent in chosen:
-            self._offer(live, agent, now)
-        for agent in chosen:
-            self._index.reindex(agent, self._configs)
+        return chosen
 
     def _feed(self, agent: AgentRt, now: float) -> None:
         """An agent with room: give it the best contacts it qualifies for, while it has room."""
@@ -277,10 +304,14 @@ class Engine:
                 if not bucket.size or not agent.routable(bucket.channel):
                     continue
                 head = bucket.head(contacts)
-                if head is not None and agent_id in head.excluded:
+                if head is not None and (agent_id in head.excluded
+                                         or (delay and now - head.queued_at < delay)):
+                    # The slow walk, for agents who declined the head or see this queue
+                    # late: the first contact, in order, that this agent may take.
                     head = next((c for c in bucket.in_order(contacts)
-                                 if agent_id not in c.excluded), None)
-                if head is None or (delay and now - head.queued_at < delay):
+                                 if agent_id not in c.excluded
+                                 and now - c.queued_at >= delay), None)
+                if head is None:
                     continue
                 key = (priority, head.order)
                 if best is None or key < best:
@@ -303,8 +334,6 @@ class Engine:
         self.contacts[live.req.id] = live
         queue.waiting += 1
         self._queue(live)
-        if hops == 0:
-            self._schedule_step(live)
         if cfg.max_wait is not None:
             self._timer(now + cfg.max_wait, "maxwait", live.req.id, queue_name)
         for delay in queue.delays:

@@ -1,0 +1,258 @@
+"""Routing invariants over random sequences of everything that can happen to the engine.
+
+Each rule is one operation a caller, an agent or the clock performs; after every one the
+invariants of issue #3 are checked against the engine's whole state.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from ctl.routing.engine import Engine
+from ctl.routing.model import (
+    VOICE,
+    AgentConfig,
+    AgentStatus,
+    Assigned,
+    ContactRequest,
+    Event,
+    Offered,
+    Overflow,
+    Overflowed,
+    OverflowKind,
+    Policy,
+    ProfileEntry,
+    QueueConfig,
+    Released,
+    Requirement,
+    Step,
+)
+
+QUEUES = ("q0", "q1", "q2")
+SKILLS = ("en", "fr", "billing")
+CHANNELS = (VOICE, "chat", "email")
+
+requirements = st.builds(
+    Requirement.of,
+    st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), max_size=2),
+    st.lists(st.sampled_from(("en", "fr")), max_size=1).map(tuple),
+    st.lists(st.integers(1, 2), max_size=1).map(tuple),
+)
+
+
+@st.composite
+def step_lists(draw: st.DrawFn) -> tuple[Step, ...]:
+    reqs = draw(st.lists(requirements, max_size=3))
+    ends = sorted(draw(st.lists(st.integers(1, 60), min_size=len(reqs), max_size=len(reqs),
+                                unique=True)))
+    return tuple(Step(r, float(e)) for r, e in zip(reqs, ends, strict=True))
+
+
+queue_configs = st.builds(
+    QueueConfig,
+    name=st.just(""),
+    policy=st.sampled_from(list(Policy)),
+    max_length=st.one_of(st.none(), st.integers(1, 6)),
+    max_wait=st.one_of(st.none(), st.sampled_from([15.0, 40.0])),
+    wrapup_seconds=st.sampled_from([0.0, 5.0]),
+    offer_timeout=st.sampled_from([10.0, 20.0]),
+    ring_count=st.integers(1, 3),
+)
+
+
+@st.composite
+def agent_configs(draw: st.DrawFn, agent_id: str) -> AgentConfig:
+    queues = draw(st.lists(st.sampled_from(QUEUES), min_size=1, max_size=3, unique=True))
+    return AgentConfig(
+        id=agent_id,
+        skills=draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), max_size=3)),
+        languages=frozenset(draw(st.lists(st.sampled_from(("en", "fr")), max_size=2))),
+        tier=draw(st.integers(1, 2)),
+        profile=tuple(ProfileEntry(q, draw(st.integers(1, 2)),
+                                   draw(st.sampled_from([0.0, 0.0, 8.0]))) for q in queues),
+        capacity={c: draw(st.integers(0, 3)) for c in CHANNELS},
+        voice_exclusive=draw(st.booleans()),
+        max_misses=draw(st.integers(1, 3)),
+    )
+
+
+class Routing(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.engine = Engine()
+        self.serial = 0
+        self.gone: set[str] = set()  # left routing, by an event or by remove()
+        self.assigned: dict[str, int] = {}
+        self.requests: dict[str, ContactRequest] = {}
+
+    @initialize(data=st.data(), n_agents=st.integers(1, 5))
+    def setup(self, data: st.DataObject, n_agents: int) -> None:
+        for i, name in enumerate(QUEUES):
+            cfg = data.draw(queue_configs)
+            overflow = data.draw(st.sampled_from(
+                [None, Overflow(OverflowKind.TICKET), Overflow(OverflowKind.QUEUE, QUEUES[i - 1])]))
+            self.engine.configure_queue(QueueConfig(**{**_fields(cfg), "name": name,
+                                                       "overflow": overflow}))
+        for i in range(n_agents):
+            self.apply(self.engine.upsert_agent(data.draw(agent_configs(f"a{i}")), self.now))
+
+    # --- operations -------------------------------------------------------------------
+
+    def apply(self, events: list[Event]) -> None:
+        """Record what left routing and check each decision against the state before it."""
+        for event in events:
+            if isinstance(event, Assigned):
+                self.assigned[event.contact_id] = self.assigned.get(event.contact_id, 0) + 1
+            elif isinstance(event, Released) or (
+                    isinstance(event, Overflowed) and event.contact_id not in self.engine.contacts):
+                self.gone.add(event.contact_id)
+
+    def checked(self, events: list[Event], before: dict[str, tuple[Any, ...]]) -> None:
+        """No contact waiting since before the operation, untouched by it, was better placed
+        for an agent than the contact that agent was just offered."""
+        touched = {getattr(e, "contact_id", None) for e in events}
+        offered = [e for e in events if isinstance(e, Offered)]
+        for offer in offered:
+            agent = self.engine.agents[offer.agent_id]
+            got = before.get(offer.contact_id)
+            for cid, (key, queue, channel, requirement, excluded, queued_at) in before.items():
+                live = self.engine.contacts.get(cid)
+                if (cid in touched or live is None or live.state != "queued" or got is None
+                        or channel != got[2] or offer.agent_id in excluded):
+                    continue
+                entry = next((p for p in agent.config.profile if p.queue == queue), None)
+                if (entry is None or not requirement.admits(agent.config)
+                        or self.now - queued_at < entry.delay):
+                    continue
+                mine = next(p for p in agent.config.profile if p.queue == got[1])
+                assert (entry.priority, key) > (mine.priority, got[0]), (
+                    f"{offer.agent_id} was offered {offer.contact_id} while better {cid} waited")
+
+    def snapshot(self) -> dict[str, tuple[Any, ...]]:
+        return {cid: (live.order, live.queue, live.req.channel, live.requirement,
+                      set(live.excluded), live.queued_at)
+                for cid, live in self.engine.contacts.items() if live.state == "queued"}
+
+    def run(self, op: Any, *args: Any) -> None:
+        before = self.snapshot()
+        events = op(*args)
+        self.apply(events)
+        self.checked(events, before)
+
+    @rule(channel=st.sampled_from(CHANNELS), queue=st.sampled_from(QUEUES),
+          priority=st.integers(0, 3), steps=step_lists())
+    def enqueue(self, channel: str, queue: str, priority: int, steps: tuple[Step, ...]) -> None:
+        self.serial += 1
+        request = ContactRequest(f"c{self.serial}", channel, queue, priority, self.now, steps)
+        self.requests[request.id] = request
+        self.run(self.engine.enqueue, request, self.now)
+
+    @rule(data=st.data(), state=st.sampled_from(["available", "available", "away", "offline"]))
+    def agent_state(self, data: st.DataObject, state: str) -> None:
+        agent = data.draw(st.sampled_from(sorted(self.engine.agents)))
+        self.run(self.engine.set_agent_state, agent, state, self.now, "lunch")
+
+    @precondition(lambda self: self.engine.offers)
+    @rule(data=st.data(), accept=st.booleans())
+    def answer_offer(self, data: st.DataObject, accept: bool) -> None:
+        offer = data.draw(st.sampled_from(sorted(self.engine.offers)))
+        self.run(self.engine.accept if accept else self.engine.decline, offer, self.now)
+
+    @precondition(lambda self: any(c.state == "assigned" for c in self.engine.contacts.values()))
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        ids = sorted(c for c, v in self.engine.contacts.items() if v.state == "assigned")
+        self.run(self.engine.complete, data.draw(st.sampled_from(ids)), self.now)
+
+    @precondition(lambda self: self.engine.contacts)
+    @rule(data=st.data())
+    def customer_leaves(self, data: st.DataObject) -> None:
+        contact = data.draw(st.sampled_from(sorted(self.engine.contacts)))
+        self.run(self.engine.remove, contact, self.now)
+        self.gone.add(contact)
+
+    @rule(dt=st.sampled_from([0.5, 1.0, 5.0, 8.0, 10.0, 30.0]))
+    def clock(self, dt: float) -> None:
+        # One instant at a time, so each decision is checked against the state just before.
+        due = self.engine.next_due()
+        self.now = due if due is not None and due <= self.now + dt else self.now + dt
+        self.run(self.engine.advance, self.now)
+
+    # --- invariants -------------------------------------------------------------------
+
+    @invariant()
+    def agents_within_capacity(self) -> None:
+        for agent in self.engine.agents.values():
+            cfg = agent.config
+            for channel, used in agent.used.items():
+                assert 0 <= used <= cfg.capacity.get(channel, 0), (cfg.id, channel, used)
+            if cfg.voice_exclusive and agent.used.get(VOICE, 0):
+                assert agent.total == agent.used[VOICE], (cfg.id, agent.used)
+            held = [c for c in self.engine.contacts.values() if c.agent == cfg.id
+                    and c.state in ("assigned", "wrapup")]
+            offered = [o for o in self.engine.offers.values() if o.agent_id == cfg.id]
+            assert agent.total == len(held) + len(offered)
+
+    @invariant()
+    def offers_only_to_available_agents(self) -> None:
+        for offer in self.engine.offers.values():
+            assert self.engine.agents[offer.agent_id].state is AgentStatus.AVAILABLE
+            live = self.engine.contacts[offer.contact_id]
+            assert live.state == "offered" and offer.id in live.offers
+
+    @invariant()
+    def no_contact_lost_or_assigned_twice(self) -> None:
+        assert all(n == 1 for n in self.assigned.values()), self.assigned
+        live = set(self.engine.contacts)
+        assert not live & self.gone
+        assert live | self.gone == set(self.requests), set(self.requests) - live - self.gone
+        for name, queue in self.engine.queues.items():
+            waiting = [c for c in self.engine.contacts.values()
+                       if c.queue == name and c.state in ("queued", "offered")]
+            assert queue.waiting == len(waiting), name
+
+    @invariant()
+    def settled(self) -> None:
+        """No routable agent qualifies for a contact that waits."""
+        for live in self.engine.contacts.values():
+            if live.state != "queued":
+                continue
+            for agent in self.engine.agents.values():
+                entry = next((p for p in agent.config.profile if p.queue == live.queue), None)
+                assert not (entry is not None and agent.routable(live.req.channel)
+                            and agent.config.id not in live.excluded
+                            and live.requirement.admits(agent.config)
+                            and self.now - live.queued_at >= entry.delay), (
+                    f"{agent.config.id} is free for {live.req.id}")
+
+    @invariant()
+    def steps_expire_exactly_on_time(self) -> None:
+        for live in self.engine.contacts.values():
+            if live.state not in ("queued", "offered"):
+                continue
+            expired = sum(1 for s in live.req.steps if s.expires_after is not None
+                          and live.req.enqueued_at + s.expires_after <= self.now)
+            assert live.step == expired, (live.req.id, live.step, expired, self.now)
+
+
+def _fields(cfg: QueueConfig) -> dict[str, Any]:
+    return {f: getattr(cfg, f) for f in QueueConfig.__dataclass_fields__}
+
+
+Routing.TestCase.settings = settings(
+    max_examples=int(os.environ.get("ROUTING_EXAMPLES", "300")), stateful_step_count=60, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+test_routing_invariants = Routing.TestCase
+
