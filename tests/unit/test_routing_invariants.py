@@ -252,7 +252,7 @@ def _fields(cfg: QueueConfig) -> dict[str, Any]:
 
 
 Routing.TestCase.settings = settings(
-    max_examples=int(os.environ.get("ROUTING_EXAMPLES", "300")), stateful_step_count=60, deadline=None,
-                                     suppress_health_check=[HealthCheck.too_slow])
+    max_examples=int(os.environ.get("ROUTING_EXAMPLES", "300")), stateful_step_count=60,
+    deadline=None, suppress_health_check=[HealthCheck.too_slow])
 test_routing_invariants = Routing.TestCase
 
