@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -139,6 +140,10 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None]
     close_reason: Mapped[str | None] = mapped_column(String(200))
+    enqueued_at: Mapped[datetime | None]
+    agent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
     version: Mapped[int] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -173,4 +178,21 @@ class Agent(Base):
     skills: Mapped[dict[str, Any]] = mapped_column(default=dict)
     languages: Mapped[list[Any]] = mapped_column(default=list)
     capacity: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tier: Mapped[int] = mapped_column(default=1, server_default="1")
+    profile: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    voice_exclusive: Mapped[bool] = mapped_column(default=True, server_default=true())
+    state_reason: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
     created_at: Mapped[datetime] = _created()
+
+
+class AgentSession(Base):
+    """A login to the agent API: only the token's hash is kept."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]

@@ -26,7 +26,7 @@ from ctl.contacts.states import FINAL
 from ctl.customers.identity import normalize_email, normalize_phone
 from ctl.customers.service import CustomerService
 from ctl.errors import ConfigError, InvalidTransition, NotFound
-from ctl.store.db import Database, is_sqlite, migrate
+from ctl.store.db import PROJECT_DIR, Database, is_sqlite, migrate
 from ctl.store.models import Base, Contact, Customer, Identity
 
 PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -76,7 +76,18 @@ async def test_migrate_is_idempotent_and_matches_models(store_url: str, store: D
     async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
         version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == "0001"
+    assert version == _head()
+
+
+def _head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(PROJECT_DIR / "migrations"))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
 
 
 async def test_connection_settings(store_url: str, store: Database) -> None:
