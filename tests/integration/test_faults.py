@@ -14,6 +14,7 @@ import pytest
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
+from ctl.errors import NotFound
 from ctl.settings import load_settings
 from ctl.store.db import Database
 from tests.integration.harness import Caller, CtlProcess, caller_app, eventually, free_port
@@ -111,9 +112,23 @@ async def test_caller_leaving_while_controller_is_down_is_closed_on_restart(
     assert (contact.state, contact.close_reason) == ("closed", "ended_while_controller_away")
 
 
+async def _app_gone(caller: Caller, app: str) -> bool:
+    try:
+        await caller.ari.application(app)
+    except NotFound:
+        return True
+    return False
+
+
 async def test_call_while_controller_is_down_hears_an_apology(
-        f_ctl: CtlProcess, f_caller: Caller, f_db: Database) -> None:
+        f_ctl: CtlProcess, f_caller: Caller, f_db: Database, f_asterisk: AsteriskProcess
+        ) -> None:
     f_ctl.stop()
+    # Asterisk drops the app only once the websocket's close has reached it through the
+    # proxy (which runs on this loop); a call placed before that enters Stasis() and
+    # waits there for a controller instead of hearing the apology.
+    await eventually(lambda: _app_gone(f_caller, f_asterisk.cfg.app), 10,
+                     "Asterisk to unregister the controller's ARI app")
     try:
         ours, theirs = await f_caller.call("1000", caller_id="+15551239003")
         await f_caller.wait(ours, "StasisStart")  # answered by the dialplan fallback
