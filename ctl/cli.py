@@ -11,13 +11,13 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ctl import logs
-from ctl.agents.service import AgentService
+from ctl.agents.service import AgentService, RoutingChanges
 from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
-from ctl.errors import CtlError
+from ctl.errors import ConfigError, CtlError
 from ctl.settings import Settings, load_settings
 from ctl.store.models import Agent
 
@@ -68,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--extension", required=True)
     add.set_defaults(func=cmd_agent_add)
+    conf = agents.add_parser("set", help="how an agent is routed (applies at its next login)")
+    conf.add_argument("username")
+    conf.add_argument("--skill", action="append", metavar="SKILL=LEVEL", help="level 1-5")
+    conf.add_argument("--language", action="append", metavar="CODE")
+    conf.add_argument("--queue", action="append", metavar="QUEUE[:PRIORITY[:DELAY]]",
+                      help="routing profile entry; lower priority is served first")
+    conf.add_argument("--capacity", action="append", metavar="CHANNEL=N")
+    conf.add_argument("--tier", type=int)
+    conf.add_argument("--role", choices=["agent", "supervisor", "admin"])
+    conf.add_argument("--voice-exclusive", action=argparse.BooleanOptionalAction, default=None)
+    conf.set_defaults(func=cmd_agent_set)
+    pw = agents.add_parser("password", help="a new password (phone and panel), shown once")
+    pw.add_argument("username")
+    pw.set_defaults(func=cmd_agent_password)
     agents.add_parser("list").set_defaults(func=cmd_agent_list)
     rm = agents.add_parser("remove")
     rm.add_argument("username")
@@ -191,6 +205,62 @@ def cmd_agent_add(settings: Settings, args: argparse.Namespace) -> int:
     print(f"agent {args.username}: SIP user agent-{args.username}, password {password}, "
           f"realm ctl, extension {args.extension} (the password is shown only now)")
     return 0
+
+
+def cmd_agent_set(settings: Settings, args: argparse.Namespace) -> int:
+    changes = RoutingChanges(
+        skills=_pairs(args.skill, "--skill", int) if args.skill else None,
+        languages=args.language, tier=args.tier, role=args.role,
+        profile=[_profile_entry(q) for q in args.queue] if args.queue else None,
+        capacity=_pairs(args.capacity, "--capacity", int) if args.capacity else None,
+        voice_exclusive=args.voice_exclusive,
+    )
+    known = {q.name for q in settings.routing.queues}
+    for entry in changes.profile or []:
+        if entry["queue"] not in known:
+            raise ConfigError(f"--queue {entry['queue']}: no such queue",
+                              hint=f"configured queues: {', '.join(sorted(known))}")
+
+    async def configure(agents: AgentService) -> Agent:
+        return await agents.configure(args.username, changes)
+
+    agent = asyncio.run(_with_agents(settings, configure, apply=False))
+    print(f"agent {agent.username}: skills {agent.skills}, languages {agent.languages}, "
+          f"queues {agent.profile}, capacity {agent.capacity}, tier {agent.tier}, "
+          f"role {agent.role}")
+    return 0
+
+
+def cmd_agent_password(settings: Settings, args: argparse.Namespace) -> int:
+    async def reset(agents: AgentService) -> str:
+        return await agents.reset_password(args.username)
+
+    password = asyncio.run(_with_agents(settings, reset, apply=True))
+    print(f"agent {args.username}: new password {password} (shown only now)")
+    return 0
+
+
+def _pairs(items: list[str], flag: str, cast: Callable[[str], int]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            out[key] = cast(value)
+        except ValueError:
+            raise ConfigError(f"{flag} {item!r}: expected NAME=NUMBER") from None
+    return out
+
+
+def _profile_entry(text: str) -> dict[str, Any]:
+    queue, *rest = text.split(":")
+    try:
+        priority = int(rest[0]) if rest else 1
+        delay = float(rest[1]) if len(rest) > 1 else 0.0
+    except ValueError:
+        raise ConfigError(f"--queue {text!r}: expected QUEUE[:PRIORITY[:DELAY]]") from None
+    return {"queue": queue, "priority": priority, "delay": delay}
 
 
 def cmd_agent_list(settings: Settings, args: argparse.Namespace) -> int:

@@ -61,3 +61,18 @@ class NoSuchChannel(TelephonyError, NotFound):
 class TelephonyUnavailable(TelephonyError):
     status = 503
     code = "telephony_unavailable"
+
+
+class BadRequest(CtlError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(CtlError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(CtlError):
+    status = 403
+    code = "forbidden"

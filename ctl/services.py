@@ -9,11 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
+from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
 from ctl.contacts.service import ContactService
+from ctl.contacts.states import ContactState
 from ctl.customers.service import CustomerService
+from ctl.errors import BadRequest
 from ctl.ivr import builtin
+from ctl.routing.notifier import Notifier
+from ctl.routing.service import RoutingService
 from ctl.settings import Settings
 from ctl.store.db import Database, migrate
 from ctl.store.live import LiveState, make_live
@@ -43,12 +48,16 @@ class Services:
         )
         self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
         self.ami = AmiClient("127.0.0.1", ast.ami_port, "ctl", secrets.ami_secret)
+        self.notifier = Notifier()
+        self.routing = RoutingService(self.db, settings.routing, self.notifier)
+        self.auth = AuthService(self.db, settings.routing.session_hours)
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.settings.db_url)
         await self.db.ping()
         await self.live.ping()
+        await self.routing.start()
         self.events.start()
         self.ami.start()
         self._heartbeat = asyncio.create_task(self._beat())
@@ -69,10 +78,30 @@ class Services:
                 await self._heartbeat
         await self.events.stop()
         await self.calls.stop()
+        await self.routing.stop()
         await self.ami.close()
         await self.ari.close()
         await self.live.close()
         await self.db.close()
+
+    async def intake(self, channel: str, queue: str, priority: int = 0,
+                     attributes: dict[str, Any] | None = None,
+                     identity: dict[str, Any] | None = None) -> str:
+        """A contact handed in whole (API channel, adapters): stored, then routed."""
+        customer_id = None
+        if identity:
+            kind, value = identity.get("kind"), identity.get("value")
+            if not isinstance(kind, str) or not isinstance(value, str):
+                raise BadRequest("customer must be {\"kind\": ..., \"value\": ...}")
+            customer_id = await self.customers.identify(kind, value, identity.get("name"))
+        contact = await self.contacts.open(channel, customer_id=customer_id,
+                                           node=self.settings.node_id, attributes=attributes)
+        try:
+            await self.routing.enqueue(contact.id, queue, priority=priority)
+        except Exception:
+            await self.contacts.finish(contact.id, ContactState.CLOSED, "not_routed")
+            raise
+        return contact.id
 
     async def health(self) -> dict[str, dict[str, Any]]:
         report: dict[str, dict[str, Any]] = {

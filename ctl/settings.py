@@ -73,6 +73,74 @@ class TrunkSettings(BaseModel):
         return v
 
 
+class StepSettings(BaseModel):
+    """One routing step: who qualifies, and for how long this step holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skills: dict[str, int] = Field(default_factory=dict)  # skill -> minimum level 1..5
+    languages: list[str] = Field(default_factory=list)
+    tiers: list[int] = Field(default_factory=list)
+    expires_after: float | None = Field(None, gt=0)  # seconds after enqueue; None: never
+
+    @field_validator("skills")
+    @classmethod
+    def _levels(cls, v: dict[str, int]) -> dict[str, int]:
+        for skill, level in v.items():
+            if not 1 <= level <= 5:
+                raise ValueError(f"skill {skill!r}: level {level} is outside 1..5")
+        return v
+
+
+class OverflowSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["queue", "voicemail", "callback", "ticket"]
+    target: str = ""  # the queue, for kind=queue
+
+
+class QueueSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_NAME)
+    policy: Literal["longest_idle", "least_occupied", "highest_proficiency", "round_robin",
+                    "ring_all"] = "longest_idle"
+    sla_seconds: float = Field(20.0, gt=0)
+    max_length: int | None = Field(None, ge=0)
+    max_wait: float | None = Field(None, gt=0)
+    overflow: OverflowSettings | None = None
+    wrapup_seconds: float = Field(0.0, ge=0)
+    offer_timeout: float = Field(20.0, gt=0)
+    ring_count: int = Field(3, ge=1)
+    steps: list[StepSettings] = Field(default_factory=list)  # default routing criteria
+
+
+class RoutingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queues: list[QueueSettings] = Field(
+        default_factory=lambda: [QueueSettings(name="general")])  # type: ignore[call-arg]
+    # Customer tier -> priority added to each of their contacts (VIPs wait less).
+    tier_priority: dict[str, int] = Field(default_factory=lambda: {"vip": 10})
+    # Sticky routing: a returning customer first waits this long for the agent who last
+    # served them (within sticky_within_hours); 0 turns it off.
+    sticky_wait: float = Field(20.0, ge=0)
+    sticky_within_hours: float = Field(72.0, ge=0)
+    session_hours: float = Field(12.0, gt=0)  # agent API login lifetime
+
+    @field_validator("queues")
+    @classmethod
+    def _queues(cls, v: list[QueueSettings]) -> list[QueueSettings]:
+        names = [q.name for q in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"queue names must be unique (got {names})")
+        for q in v:
+            if q.overflow and q.overflow.kind == "queue" and q.overflow.target not in names:
+                raise ValueError(f"queue {q.name!r} overflows to unknown queue "
+                                 f"{q.overflow.target!r}")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CTL_", env_nested_delimiter="__", extra="forbid")
 
@@ -88,6 +156,7 @@ class Settings(BaseSettings):
     demo_prompt: str = "hello-world"
     asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)  # type: ignore[arg-type]
     trunks: list[TrunkSettings] = Field(default_factory=list)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

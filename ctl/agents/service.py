@@ -6,15 +6,18 @@ import builtins
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ctl.agents.auth import ROLES, hash_password
 from ctl.asterisk.config import AgentEndpoint
 from ctl.errors import ConfigError, NotFound
 from ctl.store.db import Database
-from ctl.store.models import Agent
+from ctl.store.models import CHANNELS, Agent
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 EXTENSION = re.compile(r"^[0-9]{2,8}$")
@@ -44,6 +47,8 @@ class AgentService:
         agent = Agent(
             username=username, display_name=display_name.strip(), extension=extension,
             sip_ha1=sip_ha1(username, password), skills={}, languages=[], capacity={},
+            # One password for the phone and the agent panel: printed once, never stored.
+            password_hash=hash_password(password),
         )
         try:
             async with self._db.session() as s, s.begin():
@@ -60,6 +65,35 @@ class AgentService:
         async with self._db.session(readonly=True) as s:
             return builtins.list(await s.scalars(select(Agent).order_by(Agent.username)))
 
+    async def get(self, username: str) -> Agent:
+        async with self._db.session(readonly=True) as s:
+            agent = await s.scalar(select(Agent).where(Agent.username == username))
+        if agent is None:
+            raise NotFound(f"no agent {username!r}")
+        return agent
+
+    async def configure(self, username: str, changes: RoutingChanges) -> Agent:
+        """Change how an agent is routed; fields left None stay as they are."""
+        changes.validate()
+        async with self._db.session() as s, s.begin():
+            agent = await s.scalar(select(Agent).where(Agent.username == username))
+            if agent is None:
+                raise NotFound(f"no agent {username!r}")
+            for name, value in vars(changes).items():
+                if value is not None:
+                    setattr(agent, name, value)
+        return agent
+
+    async def reset_password(self, username: str) -> str:
+        password = secrets.token_urlsafe(18)
+        async with self._db.session() as s, s.begin():
+            agent = await s.scalar(select(Agent).where(Agent.username == username))
+            if agent is None:
+                raise NotFound(f"no agent {username!r}")
+            agent.sip_ha1 = sip_ha1(username, password)
+            agent.password_hash = hash_password(password)
+        return password
+
     async def delete(self, username: str) -> None:
         async with self._db.session() as s, s.begin():
             agent = await s.scalar(select(Agent).where(Agent.username == username))
@@ -75,6 +109,33 @@ class AgentService:
             )
             for a in await self.list()
         ]
+
+
+@dataclass
+class RoutingChanges:
+    skills: dict[str, int] | None = None
+    languages: builtins.list[str] | None = None
+    tier: int | None = None
+    profile: builtins.list[dict[str, Any]] | None = None  # {queue, priority, delay}
+    capacity: dict[str, int] | None = None
+    voice_exclusive: bool | None = None
+    role: str | None = None
+
+    def validate(self) -> None:
+        for skill, level in (self.skills or {}).items():
+            if not 1 <= level <= 5:
+                raise ConfigError(f"skill {skill!r}: level {level} is outside 1..5")
+        for channel, n in (self.capacity or {}).items():
+            if channel not in CHANNELS or not 0 <= n <= 50:
+                raise ConfigError(f"capacity {channel}={n}: channel must be one of "
+                                  f"{', '.join(sorted(CHANNELS))}, and 0..50 contacts")
+        if self.role is not None and self.role not in ROLES:
+            raise ConfigError(f"role {self.role!r}: one of {', '.join(ROLES)}")
+        for entry in self.profile or []:
+            if not entry.get("queue") or int(entry.get("priority", 1)) < 1 \
+                    or float(entry.get("delay", 0)) < 0:
+                raise ConfigError(f"profile entry {entry}: needs a queue, priority >= 1 and "
+                                  "delay >= 0 seconds")
 
 
 def _validate(username: str, display_name: str, extension: str) -> None:

@@ -128,6 +128,18 @@ async def _load(s: AsyncSession, contact_id: str) -> Contact:
     return contact
 
 
+def move_in(s: AsyncSession, contact: Contact, to: ContactState, reason: str,
+            data: dict[str, Any] | None) -> None:
+    """Move a contact loaded in `s` (the caller owns the transaction and its retries)."""
+    check(contact.state, to)
+    _apply(s, contact, to, reason, data)
+
+
+def event_row(contact_id: str, kind: str, data: dict[str, Any]) -> ContactEvent:
+    """An interaction event (not a state change) for the caller's transaction."""
+    return _event(contact_id, kind, None, None, None, data)
+
+
 def _apply(
     s: AsyncSession, contact: Contact, to: ContactState, reason: str,
     data: dict[str, Any] | None,

@@ -123,14 +123,30 @@ class Engine:
         if request.id in self.contacts:
             raise InvalidTransition(f"contact {request.id} is already routed")
         ends = [s.expires_after for s in request.steps]
-        if None in ends[:-1] or ends[:-1] != sorted(ends[:-1]) or (
-                len(ends) > 1 and ends[-1] is not None and ends[-1] < (ends[-2] or 0)):
+        bounded = [e for e in ends if e is not None]
+        if None in ends[:-1] or bounded != sorted(bounded):
             raise ValueError(f"contact {request.id}: routing steps must expire in order, "
                              f"and only the last may never expire (got {ends})")
         live = Live(request)
         self._admit(live, request.queue, now, hops=0)
         if request.id in self.contacts:
             self._schedule_step(live)
+        return self._flush()
+
+    def adopt(self, request: ContactRequest, agent_id: str, state: str, now: float,
+              wrapup_ends: float | None = None) -> list[Event]:
+        """A contact an agent already holds (found in the database after a restart)."""
+        if state not in ("assigned", "wrapup"):
+            raise ValueError(f"adopt() takes assigned or wrap-up contacts, not {state!r}")
+        agent = self._agent(agent_id)
+        live = Live(request)
+        live.state, live.agent = state, agent_id
+        self.contacts[request.id] = live
+        agent.take(request.channel, request.id)
+        if state == "wrapup":
+            self._timer(wrapup_ends if wrapup_ends is not None else now, "wrapup", request.id,
+                        None)
+        self._index.reindex(agent, self._configs)
         return self._flush()
 
     def accept(self, offer_id: str, now: float) -> list[Event]:
@@ -326,7 +342,9 @@ class Engine:
         queue = self.queues.get(queue_name)
         if queue is None:
             raise NotFound(f"contact {live.req.id}: no queue named {queue_name!r}")
-        live.queue, live.queued_at = queue_name, now
+        # A new contact's wait started when it was enqueued (earlier, if restored after a
+        # restart); an overflowed one starts again in its new queue.
+        live.queue, live.queued_at = queue_name, now if hops else min(now, live.req.enqueued_at)
         cfg = queue.config
         if cfg.max_length is not None and queue.waiting >= cfg.max_length:
             self._overflow(live, "max_length", now, hops)
@@ -335,9 +353,9 @@ class Engine:
         queue.waiting += 1
         self._queue(live)
         if cfg.max_wait is not None:
-            self._timer(now + cfg.max_wait, "maxwait", live.req.id, queue_name)
+            self._timer(live.queued_at + cfg.max_wait, "maxwait", live.req.id, queue_name)
         for delay in queue.delays:
-            self._timer(now + delay, "delay", live.req.id, queue_name)
+            self._timer(live.queued_at + delay, "delay", live.req.id, queue_name)
         self._place(live, now)
 
     def _overflow(self, live: Live, reason: str, now: float, hops: int) -> None:

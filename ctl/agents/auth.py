@@ -1,0 +1,98 @@
+"""Logins to the agent API: scrypt password hashes, bearer tokens kept only as hashes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from ctl.errors import Forbidden, Unauthorized
+from ctl.store.db import Database
+from ctl.store.models import Agent, AgentSession, utcnow
+
+_N, _R, _P = 2**14, 8, 1  # scrypt cost: ~50 ms and 16 MiB per check on this class of CPU
+ROLES = ("agent", "supervisor", "admin")
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P)
+    return "$".join(["scrypt", str(_N), str(_R), str(_P), _b64(salt), _b64(digest)])
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = (stored or "").split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(got, _unb64(digest))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    agent_id: str
+    username: str
+    role: str
+
+    def require(self, role: str) -> None:
+        if ROLES.index(self.role) < ROLES.index(role):
+            raise Forbidden(f"this needs the {role} role; {self.username} is {self.role}")
+
+
+class AuthService:
+    def __init__(self, db: Database, session_hours: float) -> None:
+        self._db = db
+        self._lifetime = timedelta(hours=session_hours)
+
+    async def login(self, username: str, password: str) -> tuple[str, Principal]:
+        async with self._db.session(readonly=True) as s:
+            agent = await s.scalar(select(Agent).where(Agent.username == username))
+        stored = agent.password_hash if agent is not None else None
+        # The hash is computed even for an unknown user, so timing does not tell names.
+        ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY)
+        if agent is None or not ok or stored is None:
+            raise Unauthorized("wrong username or password")
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        async with self._db.session() as s, s.begin():
+            await s.execute(delete(AgentSession).where(AgentSession.expires_at < now))
+            s.add(AgentSession(id=_token_id(token), agent_id=agent.id, created_at=now,
+                               expires_at=now + self._lifetime))
+        return token, Principal(agent.id, agent.username, agent.role)
+
+    async def check(self, token: str) -> Principal:
+        async with self._db.session(readonly=True) as s:
+            row = await s.get(AgentSession, _token_id(token))
+            agent = await s.get(Agent, row.agent_id) if row is not None else None
+        if row is None or agent is None or row.expires_at < utcnow():
+            raise Unauthorized("not logged in, or the session expired",
+                               hint="POST /api/v1/login with username and password")
+        return Principal(agent.id, agent.username, agent.role)
+
+    async def logout(self, token: str) -> None:
+        async with self._db.session() as s, s.begin():
+            await s.execute(delete(AgentSession).where(AgentSession.id == _token_id(token)))
+
+
+_DUMMY = hash_password(secrets.token_urlsafe(8))

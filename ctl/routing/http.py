@@ -1,0 +1,209 @@
+"""The agent and supervisor API (REST and one websocket). Handlers only translate HTTP to
+service calls; the routing service decides and stores.
+
+Authentication is a bearer token from POST /api/v1/login. Browsers cannot set headers on
+a websocket, so /api/v1/ws also takes the token as its first message rather than in the
+URL, where it would end up in logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ctl.agents.auth import Principal
+from ctl.contacts.states import ContactState
+from ctl.errors import BadRequest, CtlError, Unauthorized
+from ctl.services import SERVICES, Services
+
+routes = web.RouteTableDef()
+_AUTH_TIMEOUT = 10.0
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"the request body is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type = str) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind):
+        raise BadRequest(f"field {name!r} is required ({kind.__name__})")
+    return value
+
+
+async def _who(request: web.Request, role: str = "agent") -> tuple[Services, Principal]:
+    services = request.app[SERVICES]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token", hint="POST /api/v1/login first")
+    principal = await services.auth.check(token)
+    principal.require(role)
+    return services, principal
+
+
+def _ok(**data: Any) -> web.Response:
+    return web.json_response({"ok": True, **data})
+
+
+@routes.post("/api/v1/login")
+async def login(request: web.Request) -> web.Response:
+    body = await _body(request)
+    token, who = await request.app[SERVICES].auth.login(_field(body, "username"),
+                                                        _field(body, "password"))
+    return web.json_response({"token": token, "agent_id": who.agent_id, "role": who.role})
+
+
+@routes.post("/api/v1/logout")
+async def logout(request: web.Request) -> web.Response:
+    services, _ = await _who(request)
+    await services.auth.logout(request.headers["Authorization"].partition(" ")[2])
+    return _ok()
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    return web.json_response(await services.routing.agent_status(who.agent_id))
+
+
+@routes.put("/api/v1/me/state")
+async def set_state(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    body = await _body(request)
+    await services.routing.set_state(who.agent_id, _field(body, "state"),
+                                     str(body.get("reason") or ""))
+    return web.json_response(await services.routing.agent_status(who.agent_id))
+
+
+@routes.post("/api/v1/offers/{offer}/{action:accept|decline}")
+async def answer_offer(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    offer = request.match_info["offer"]
+    if request.match_info["action"] == "accept":
+        await services.routing.accept(who.agent_id, offer)
+    else:
+        await services.routing.decline(who.agent_id, offer)
+    return _ok()
+
+
+@routes.post("/api/v1/contacts/{contact}/{action:complete|wrapup-done}")
+async def finish_contact(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    contact = request.match_info["contact"]
+    if request.match_info["action"] == "complete":
+        await services.routing.complete(who.agent_id, contact)
+    else:
+        await services.routing.end_wrapup(who.agent_id, contact)
+    return _ok()
+
+
+@routes.post("/api/v1/contacts")
+async def create_contact(request: web.Request) -> web.Response:
+    """The API channel: a system (or a supervisor) hands in a contact to be routed."""
+    services, _ = await _who(request, "supervisor")
+    body = await _body(request)
+    contact_id = await services.intake(
+        channel=str(body.get("channel") or "api"), queue=_field(body, "queue"),
+        priority=int(body.get("priority") or 0), attributes=body.get("attributes") or {},
+        identity=body.get("customer"))
+    return web.json_response({"id": contact_id}, status=201)
+
+
+@routes.post("/api/v1/contacts/{contact}/abandon")
+async def abandon_contact(request: web.Request) -> web.Response:
+    """The API channel's customer left before being served."""
+    services, _ = await _who(request, "supervisor")
+    await services.routing.end(request.match_info["contact"], ContactState.ABANDONED,
+                               "customer_left")
+    return _ok()
+
+
+@routes.get("/api/v1/queues")
+async def queues(request: web.Request) -> web.Response:
+    services, _ = await _who(request, "supervisor")
+    return web.json_response({"queues": services.routing.queues()})
+
+
+@routes.get("/api/v1/agents")
+async def agents(request: web.Request) -> web.Response:
+    services, _ = await _who(request, "supervisor")
+    return web.json_response({"agents": await services.routing.agents()})
+
+
+@routes.get("/api/v1/ws")
+async def events(request: web.Request) -> web.WebSocketResponse:
+    """Pushes for the logged-in agent (and, for supervisors, every routing event)."""
+    services = request.app[SERVICES]
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    try:
+        who = await _ws_login(services, request, ws)
+    except CtlError as e:
+        await ws.send_json({"type": "error", "error": e.code, "message": str(e)})
+        await ws.close()
+        return ws
+    topics = [f"agent:{who.agent_id}"]
+    if who.role != "agent":
+        topics.append("supervisor")
+    with contextlib.ExitStack() as stack:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queues = [stack.enter_context(services.notifier.subscribe(t)) for t in topics]
+        pumps = [asyncio.create_task(_pump(q, inbox)) for q in queues]
+        try:
+            await ws.send_json({"type": "hello", **await services.routing.agent_status(
+                who.agent_id)})
+            reader = asyncio.create_task(_drain(ws))
+            while not reader.done():
+                got = asyncio.create_task(inbox.get())
+                await asyncio.wait({got, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not got.done():
+                    got.cancel()
+                    break
+                message = got.result()
+                await ws.send_json(message)
+                if message.get("type") == "closed":
+                    break
+        finally:
+            for task in pumps:
+                task.cancel()
+    await ws.close()
+    return ws
+
+
+async def _ws_login(services: Services, request: web.Request,
+                    ws: web.WebSocketResponse) -> Principal:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        msg = await ws.receive(timeout=_AUTH_TIMEOUT)
+        if msg.type is not WSMsgType.TEXT:
+            raise Unauthorized("send {\"token\": ...} first")
+        try:
+            token = str(json.loads(msg.data)["token"])
+        except (ValueError, KeyError, TypeError):
+            raise Unauthorized("send {\"token\": ...} first") from None
+    return await services.auth.check(token)
+
+
+async def _pump(source: asyncio.Queue[dict[str, Any]],
+                sink: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        sink.put_nowait(await source.get())
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Read until the client goes (its messages carry nothing: actions are REST calls)."""
+    async for _ in ws:
+        pass
