@@ -26,6 +26,7 @@ from ctl.telephony.ami import AmiClient
 from ctl.telephony.ari import AriClient
 from ctl.telephony.calls import CallManager
 from ctl.telephony.events import EventStream
+from ctl.telephony.queueing import VoiceQueues
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class Services:
         self.contacts = ContactService(self.db)
         self.customers = CustomerService(self.db)
         self.agents = AgentService(self.db)
+        self.notifier = Notifier()
+        self.routing = RoutingService(self.db, settings.routing, self.notifier)
+        self.auth = AuthService(self.db, settings.routing.session_hours)
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
         self.calls = CallManager(
@@ -46,11 +50,12 @@ class Services:
             flows={"demo": builtin.demo(settings.demo_prompt)},
             node=settings.node_id, region=settings.default_region,
         )
+        self.voice = VoiceQueues(self.ari, self.routing, self.db, self.calls,
+                                 settings.routing.announce_every)
+        for q in settings.routing.queues:
+            self.calls.flows[f"queue-{q.name}"] = builtin.queue(q.name, self.voice)
         self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
         self.ami = AmiClient("127.0.0.1", ast.ami_port, "ctl", secrets.ami_secret)
-        self.notifier = Notifier()
-        self.routing = RoutingService(self.db, settings.routing, self.notifier)
-        self.auth = AuthService(self.db, settings.routing.session_hours)
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -127,6 +127,7 @@ class RoutingSettings(BaseModel):
     sticky_wait: float = Field(20.0, ge=0)
     sticky_within_hours: float = Field(72.0, ge=0)
     session_hours: float = Field(12.0, gt=0)  # agent API login lifetime
+    announce_every: float = Field(30.0, gt=0)  # callers hear their position this often
 
     @field_validator("queues")
     @classmethod

@@ -97,9 +97,11 @@ def render_all(
     agents: Sequence[AgentEndpoint] = (),
 ) -> Layout:
     lay = layout(settings, inst)
-    for sub in ("etc", "lib", "lib/keys", "spool", "run", "log", "cache"):
+    for sub in ("etc", "lib", "lib/keys", "spool", "spool/recording", "run", "log", "cache"):
         d = lay.host(sub)
         d.mkdir(parents=True, exist_ok=True)
+        if sub == "spool/recording":
+            d.chmod(0o750)  # calls' recordings: Asterisk and root only
         if sub != "etc" and inst.uid is not None:
             os.chown(d, inst.uid, inst.gid or -1)
     context: dict[str, Any] = {
@@ -109,6 +111,7 @@ def render_all(
         "trunks": settings.trunks,
         "agents": list(agents),
         "demo_prompt": settings.demo_prompt,
+        "queues": settings.routing.queues,
         "noload": NOLOAD,
         "anonymous": _anonymous(settings),
         "tone_zone": "cn" if settings.default_region == "CN" else "us",
@@ -132,7 +135,8 @@ def render_agents(lay: Layout, inst: Installation, settings: Settings,
     """Only the files that depend on agents; the caller reloads PJSIP and the dialplan."""
     env = _env()
     context = {"agents": list(agents), "asterisk": settings.asterisk,
-               "trunks": settings.trunks, "demo_prompt": settings.demo_prompt}
+               "trunks": settings.trunks, "demo_prompt": settings.demo_prompt,
+               "queues": settings.routing.queues}
     for name in ("pjsip_agents.conf.j2", "extensions.conf.j2"):
         text = env.get_template(name).render(context)
         _write(lay.host("etc", name.removesuffix(".j2")), text, inst)

@@ -102,6 +102,30 @@ class AriClient:
             json={"variables": variables} if variables else None,
         )
 
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"/channels/{channel_id}/moh", mohClass=moh_class)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/moh")
+
+    async def ring(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/ring")
+
+    async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
+        await self.request("POST", f"/bridges/{bridge_id}", type=kind)
+
+    async def add_to_bridge(self, bridge_id: str, *channel_ids: str) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel",
+                           channel=",".join(channel_ids))
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{bridge_id}")
+
+    async def record_bridge(self, bridge_id: str, name: str, fmt: str = "wav") -> None:
+        """Record the bridge's mix to <spool>/recording/<name>.<fmt> until it is destroyed."""
+        await self.request("POST", f"/bridges/{bridge_id}/record", name=name, format=fmt,
+                           ifExists="overwrite", beep=False, terminateOn="none")
+
     async def channels(self) -> list[dict[str, Any]]:
         return await self.request("GET", "/channels")  # type: ignore[no-any-return]
 

@@ -27,6 +27,10 @@ CALLS_ENDED = Counter("ctl_calls_ended_total", "calls that ended", ["reason"])
 ACTIVE = Gauge("ctl_calls_active", "calls in the controller now")
 
 Flow = Callable[[CallSession], Awaitable[None]]
+# Told when a call ends, before its contact is closed; True: it took care of the contact
+# (routing does, for a call that waited in a queue or reached an agent).
+OnClose = Callable[[str, str], Awaitable[bool]]
+LEG = "agent-leg"  # first Stasis argument of a phone the controller rang for a call
 
 
 class CallManager:
@@ -40,18 +44,29 @@ class CallManager:
         self.sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._recovery: asyncio.Task[None] | None = None
+        self.legs: dict[str, CallSession] = {}  # channels placed for a call -> its session
+        self.on_close: OnClose | None = None
 
     def dispatch(self, event: Event) -> None:
         """Called by the websocket reader: must not block."""
         channel_id = channel_of(event)
         if channel_id is None:
             return
-        session = self.sessions.get(channel_id)
+        session = self.sessions.get(channel_id) or self.legs.get(channel_id)
         if session is not None:
             session.queue.put_nowait(event)
         elif event["type"] == "StasisStart" and event.get("application") == self.ari.app:
             args = [*event.get("args", []), "", ""]
+            if args[0] == LEG:  # an agent answered after the caller had gone
+                task = asyncio.create_task(self._drop(channel_id))
+                self._tasks[channel_id] = task
+                return
             self._start(_info(event["channel"], args[0], args[1], adopted=False))
+
+    async def _drop(self, channel_id: str) -> None:
+        with contextlib.suppress(TelephonyError):
+            await self.ari.hangup(channel_id)
+        self._tasks.pop(channel_id, None)
 
     def _start(self, info: CallInfo) -> None:
         session = CallSession(self.ari, info, self.contacts)
@@ -82,9 +97,11 @@ class CallManager:
             log.warning("ARI unreachable mid-call: %s", e, extra={"ctx": {"channel": call.id}})
             self._recover()
             return
-        except Exception:
+        except Exception as e:
             log.exception("call failed", extra={"ctx": {"channel": call.id}})
             final, reason = ContactState.CLOSED, "error"
+            with contextlib.suppress(Exception):  # the contact's history says it failed
+                await call.log("call", {"action": "failed", "error": str(e)[:500]})
             with contextlib.suppress(TelephonyError):
                 await call.hangup()
         finally:
@@ -135,8 +152,12 @@ class CallManager:
                      data: dict[str, Any]) -> None:
         CALLS_ENDED.labels(reason).inc()
         await self.live.drop_call(call.id)
-        if call.info.contact_id is not None:
-            await self.contacts.finish(call.info.contact_id, final, reason, data)
+        contact = call.info.contact_id
+        if contact is None:
+            return
+        if self.on_close is not None and await self.on_close(contact, reason):
+            return
+        await self.contacts.finish(contact, final, reason, data)
 
     async def resync(self) -> None:
         """After every (re)connect: adopt calls in Stasis we do not know, end the rest."""

@@ -13,7 +13,7 @@ from typing import Any
 from ctl.contacts.service import ContactService
 from ctl.errors import NoSuchChannel
 from ctl.telephony.ari import AriClient
-from ctl.telephony.events import Event
+from ctl.telephony.events import Event, channel_of
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +54,31 @@ class CallSession:
         self.contacts = contacts
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self._gone: Hangup | None = None
+        self._stash: list[Event] = []
 
     @property
     def id(self) -> str:
         return self.info.channel_id
 
-    async def next_event(self) -> Event:
+    async def next_event(self, timeout: float | None = None) -> Event:
+        """The next event of this call (its caller's channel, or a leg it placed, such as an
+        agent's phone). Raises Hangup once the caller is gone, TimeoutError after `timeout`."""
         if self._gone is not None:
             raise self._gone
-        event = await self.queue.get()
+        if self._stash:
+            return self._stash.pop(0)
+        event = await asyncio.wait_for(self.queue.get(), timeout)
         kind = event["type"]
-        if kind == "ChannelHangupRequest" or kind in ("StasisEnd", "ChannelDestroyed"):
+        ours = channel_of(event) in (self.id, None)
+        if ours and kind in ("ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"):
             self._gone = Hangup("caller_hangup", event.get("cause"))
         if self._gone is not None:
             raise self._gone
         return event
+
+    def stash(self, event: Event) -> None:
+        """Keep an event a verb is not waiting for, for the next next_event()."""
+        self._stash.append(event)
 
     async def answer(self) -> None:
         if self.info.state != "Up":
@@ -81,6 +91,7 @@ class CallSession:
         playback_id = uuid.uuid4().hex
         started = time.monotonic()
         await self.ari.play(self.id, media, playback_id)
+        held: list[Event] = []
         while True:
             event = await self.next_event()
             if event["type"] == "PlaybackFinished" and event["playback"]["id"] == playback_id:
@@ -89,7 +100,10 @@ class CallSession:
                 # Its PlaybackFinished went out while our websocket was down.
                 state = "done_unobserved"
             else:
+                if event["type"] != RESYNC and not event["type"].startswith("Playback"):
+                    held.append(event)  # e.g. an offer that arrived during an announcement
                 continue
+            self._stash.extend(held)
             await self.log("prompt", {"media": media, "state": state,
                                       "ms": round((time.monotonic() - started) * 1000)})
             return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -40,6 +41,10 @@ def ast_env(data_dir: Path) -> dict[str, str]:
         "CTL_ASTERISK__RTP_END": str(rtp + 99),
         "CTL_LOG_FORMAT": "json",
         "CTL_LOG_LEVEL": "INFO",
+        # Queue "general" (extension 1100): short offers and frequent announcements, so
+        # the voice queue tests see both within seconds.
+        "CTL_ROUTING": json.dumps({"queues": [{"name": "general", "offer_timeout": 4}],
+                                   "announce_every": 2, "sticky_wait": 0}),
     }
 
 

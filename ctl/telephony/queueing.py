@@ -1,0 +1,228 @@
+"""Calls waiting in routing's queues: music and announcements for the caller, the agent's
+phone rung for each offer, caller and agent bridged and recorded once the agent answers.
+
+The routing engine stays the one authority: an offer ends when the engine says so (its
+timeout, a decline, the contact leaving), and the phone that rang for it is hung up then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from ctl.agents.service import endpoint_name
+from ctl.contacts.states import ContactState
+from ctl.errors import CtlError, NoSuchChannel, NotFound, TelephonyError
+from ctl.routing.model import Event, Offered, OfferEnded
+from ctl.routing.service import RoutingService
+from ctl.store.db import Database
+from ctl.store.models import Agent
+from ctl.telephony.ari import AriClient
+from ctl.telephony.calls import LEG, CallManager
+from ctl.telephony.events import channel_of
+from ctl.telephony.session import CallSession
+
+log = logging.getLogger(__name__)
+
+OFFER, OFFER_ENDED = "CtlOffer", "CtlOfferEnded"
+_CAUSE_BUSY, _CAUSE_REJECTED = 17, 21
+
+
+class VoiceQueues:
+    def __init__(self, ari: AriClient, routing: RoutingService, db: Database,
+                 calls: CallManager, announce_every: float = 30.0) -> None:
+        self.ari, self.routing, self._db = ari, routing, db
+        self.announce_every = announce_every
+        self.waiting: dict[str, CallSession] = {}  # contact id -> the caller's session
+        self.legs = calls.legs  # agent phone channel id -> caller's session
+        self._endpoints: dict[str, str] = {}
+        calls.on_close = self.finished
+        routing.listeners.append(self.on_routing)
+
+    # --- from routing ---------------------------------------------------------------
+
+    async def on_routing(self, events: list[Event]) -> None:
+        """Routing listener: offers of voice contacts go to the session of their call."""
+        for e in events:
+            if isinstance(e, Offered | OfferEnded) and e.contact_id in self.waiting:
+                kind = OFFER if isinstance(e, Offered) else OFFER_ENDED
+                self.waiting[e.contact_id].queue.put_nowait({"type": kind, "event": e})
+
+    # --- the caller's side ----------------------------------------------------------
+
+    async def wait(self, call: CallSession, queue: str, priority: int = 0) -> str:
+        """Queue the call and return once it ended with an agent ("completed") — or raise
+        Hangup if the caller leaves first (the call manager then records the abandon)."""
+        contact = call.info.contact_id
+        assert contact is not None
+        self.waiting[contact] = call
+        rang: dict[str, tuple[str, str]] = {}  # offer id -> (agent id, phone channel id)
+        try:
+            if contact not in self.routing.engine.contacts:
+                await self.routing.enqueue(contact, queue, priority=priority)
+            elif self.routing.engine.contacts[contact].state == "assigned":
+                return await self._talk(call, None)  # adopted mid-conversation
+            await call.answer()
+            await self.ari.start_moh(call.id)
+            announce_at = time.monotonic() + self.announce_every
+            while True:
+                try:
+                    event = await call.next_event(max(0.0, announce_at - time.monotonic()))
+                except TimeoutError:
+                    await self._announce(call)
+                    announce_at = time.monotonic() + self.announce_every
+                    continue
+                answered = await self._on_event(call, event, rang)
+                if answered is not None:
+                    return await self._talk(call, answered)
+        finally:
+            self.waiting.pop(contact, None)
+            for _, leg in rang.values():
+                self.legs.pop(leg, None)
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.hangup(leg)
+
+    async def _on_event(self, call: CallSession, event: dict[str, Any],
+                        rang: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+        """Handle one event while waiting; (agent id, phone channel) once one answered."""
+        kind = event["type"]
+        if kind == OFFER:
+            offer: Offered = event["event"]
+            leg = await self._ring(call, offer)
+            if leg is not None:
+                rang[offer.offer_id] = (offer.agent_id, leg)
+        elif kind == OFFER_ENDED:
+            ended: OfferEnded = event["event"]
+            _, leg = rang.pop(ended.offer_id, ("", ""))
+            self.legs.pop(leg, None)
+            if leg:
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.hangup(leg)
+        elif kind == "StasisStart" and channel_of(event) != call.id:
+            leg = str(channel_of(event))
+            offer_id = next((o for o, (_, ch) in rang.items() if ch == leg), None)
+            if offer_id is None:
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.hangup(leg)
+                return None
+            agent_id, _ = rang.pop(offer_id)
+            try:
+                await self.routing.accept(agent_id, offer_id)
+            except CtlError as e:  # the offer ended as the agent picked up
+                log.info("agent answered a dead offer: %s", e)
+                self.legs.pop(leg, None)
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.hangup(leg)
+                return None
+            return agent_id, leg
+        elif kind in ("ChannelDestroyed", "ChannelHangupRequest") and channel_of(event) != call.id:
+            leg = str(channel_of(event))
+            offer_id = next((o for o, (_, ch) in rang.items() if ch == leg), None)
+            if offer_id is not None and event.get("cause") in (_CAUSE_BUSY, _CAUSE_REJECTED):
+                agent_id, _ = rang.pop(offer_id)
+                self.legs.pop(leg, None)
+                with contextlib.suppress(CtlError):
+                    await self.routing.decline(agent_id, offer_id)
+            # No answer: the engine's own offer timeout decides, and counts the miss.
+        return None
+
+    async def _ring(self, call: CallSession, offer: Offered) -> str | None:
+        leg = uuid.uuid4().hex
+        self.legs[leg] = call
+        # A little longer than the offer: the engine's timeout is the one that counts.
+        ring_for = math.ceil(offer.expires_at - self.routing.now()) + 2
+        try:
+            endpoint = await self._endpoint(offer.agent_id)
+            await self.ari.originate(
+                f"PJSIP/{endpoint}", app_args=f"{LEG},{call.info.contact_id},{offer.offer_id}",
+                channel_id=leg, caller_id=_caller_id(call), timeout=max(ring_for, 5))
+        except CtlError as e:
+            # Not registered, unknown...: the phone cannot ring, which is a decline.
+            log.info("cannot ring agent %s: %s", offer.agent_id, e)
+            self.legs.pop(leg, None)
+            with contextlib.suppress(CtlError):
+                await self.routing.decline(offer.agent_id, offer.offer_id)
+            return None
+        await call.log("call", {"action": "ringing_agent", "agent": offer.agent_id,
+                                "offer": offer.offer_id})
+        return leg
+
+    async def _talk(self, call: CallSession, answered: tuple[str, str] | None) -> str:
+        """Caller and agent bridged and recorded, until either hangs up."""
+        bridge = call.info.contact_id or uuid.uuid4().hex
+        if answered is not None:
+            _, leg = answered
+            with contextlib.suppress(TelephonyError):
+                await self.ari.stop_moh(call.id)
+            await self.ari.create_bridge(bridge)
+            await self.ari.add_to_bridge(bridge, call.id, leg)
+            await self.ari.record_bridge(bridge, bridge)
+            await call.log("call", {"action": "bridged", "agent": answered[0],
+                                    "recording": f"{bridge}.wav"})
+        else:
+            leg = ""
+        try:
+            while True:
+                event = await call.next_event()
+                if event["type"] in ("StasisEnd", "ChannelDestroyed") and \
+                        channel_of(event) == leg:
+                    await call.hangup()
+                    return "completed"
+        finally:
+            self.legs.pop(leg, None)
+            with contextlib.suppress(TelephonyError):
+                await self.ari.destroy_bridge(bridge)
+            if leg:
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.hangup(leg)
+
+    async def _announce(self, call: CallSession) -> None:
+        contact = call.info.contact_id or ""
+        try:
+            position, wait = self.routing.place_in_line(contact)
+        except NotFound:
+            return  # offered right now: no announcement
+        media = ["sound:queue-youarenext"] if position == 1 else [
+            "sound:queue-thereare", f"number:{position - 1}", "sound:queue-callswaiting"]
+        if wait is not None and wait >= 60:
+            media += ["sound:queue-holdtime", f"number:{round(wait / 60)}",
+                      "sound:queue-minutes"]
+        with contextlib.suppress(NoSuchChannel):
+            await self.ari.stop_moh(call.id)
+        await call.play(media)
+        await call.log("announcement", {"position": position, "expected_wait": wait})
+        await self.ari.start_moh(call.id)
+
+    async def _endpoint(self, agent_id: str) -> str:
+        if agent_id not in self._endpoints:
+            async with self._db.session(readonly=True) as s:
+                username = await s.scalar(select(Agent.username).where(Agent.id == agent_id))
+            if username is None:
+                raise NotFound(f"no agent {agent_id}")
+            self._endpoints[agent_id] = endpoint_name(username)
+        return self._endpoints[agent_id]
+
+    # --- when the call ends ---------------------------------------------------------
+
+    async def finished(self, contact_id: str, reason: str) -> bool:
+        """The call manager closes a call: if routing holds its contact, routing ends it
+        (abandoned while waiting, wrap-up after an agent). True if routing took it."""
+        live = self.routing.engine.contacts.get(contact_id)
+        if live is None:
+            return False
+        if live.state in ("queued", "offered"):
+            await self.routing.end(contact_id, ContactState.ABANDONED, reason)
+        elif live.state == "assigned" and live.agent is not None:
+            await self.routing.complete(live.agent, contact_id)
+        return True
+
+
+def _caller_id(call: CallSession) -> str:
+    name, number = call.info.caller_name, call.info.caller_number
+    return f'"{name}" <{number}>' if name else number
