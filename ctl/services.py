@@ -15,8 +15,10 @@ from ctl.asterisk.secrets import Secrets
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import ContactState
 from ctl.customers.service import CustomerService
-from ctl.errors import BadRequest
+from ctl.errors import BadRequest, CtlError
 from ctl.ivr import builtin
+from ctl.routing.client import RemoteRouting, Routing, handle
+from ctl.routing.cluster import Cluster
 from ctl.routing.notifier import Notifier
 from ctl.routing.service import RoutingService
 from ctl.settings import Settings
@@ -41,7 +43,14 @@ class Services:
         self.customers = CustomerService(self.db)
         self.agents = AgentService(self.db)
         self.notifier = Notifier()
-        self.routing = RoutingService(self.db, settings.routing, self.notifier)
+        # With Redis, several controllers share the work and one of them leads (routing,
+        # ARI); without it this process is the only one and always leads.
+        self.cluster = Cluster(settings.redis_url, settings.node_id) \
+            if settings.redis_url else None
+        self.core = RoutingService(self.db, settings.routing, self.notifier,
+                                   publish=self.cluster.publisher() if self.cluster else None)
+        self.routing: Routing = RemoteRouting(self.cluster) if self.cluster else self.core
+        self.leading = False
         self.auth = AuthService(self.db, settings.routing.session_hours)
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
@@ -50,22 +59,66 @@ class Services:
             flows={"demo": builtin.demo(settings.demo_prompt)},
             node=settings.node_id, region=settings.default_region,
         )
-        self.voice = VoiceQueues(self.ari, self.routing, self.db, self.calls,
+        self.voice = VoiceQueues(self.ari, self.core, self.db, self.calls,
                                  settings.routing.announce_every)
         for q in settings.routing.queues:
             self.calls.flows[f"queue-{q.name}"] = builtin.queue(q.name, self.voice)
         self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
         self.ami = AmiClient("127.0.0.1", ast.ami_port, "ctl", secrets.ami_secret)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._serving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.settings.db_url)
         await self.db.ping()
         await self.live.ping()
-        await self.routing.start()
-        self.events.start()
         self.ami.start()
+        if self.cluster is None:
+            await self._lead()
+        else:
+            await self._round(self.cluster)  # lead at once if nobody does
+            self._tasks = [asyncio.create_task(self.cluster.relay(self.notifier)),
+                           asyncio.create_task(self._campaign(self.cluster))]
         self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _lead(self) -> None:
+        await self.core.start()
+        self.events.start()
+        self.leading = True
+
+    async def _follow(self) -> None:
+        self.leading = False
+        await self.events.stop()
+        await self.calls.stop()  # calls stay in Stasis: the next leader adopts them
+        await self.core.stop()
+
+    async def _campaign(self, cluster: Cluster) -> None:
+        try:
+            while True:
+                await asyncio.sleep(cluster.ttl / 3)
+                await self._round(cluster)
+        finally:
+            if self._serving is not None:
+                self._serving.cancel()
+
+    async def _round(self, cluster: Cluster) -> None:
+        """Hold or seek the lease; lead while holding it, step down the moment it is lost."""
+        try:
+            leader = await cluster.hold()
+        except Exception as e:  # Redis unreachable: a leader cannot know it still is one
+            log.warning("routing lease: %s", e)
+            leader = cluster.leader = False
+        if leader and not self.leading:
+            log.info("leading routing and telephony (epoch %d)", cluster.epoch)
+            await self._lead()
+            self._serving = asyncio.create_task(
+                cluster.serve(lambda op, args: handle(self.core, op, args)))
+        elif not leader and self.leading:
+            log.warning("routing lease lost: stepping down")
+            if self._serving is not None:
+                self._serving.cancel()
+            await self._follow()
 
     async def _beat(self, every: float = 5.0) -> None:
         """Tell the other controllers sharing Redis that this node is alive."""
@@ -81,13 +134,25 @@ class Services:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        await self.events.stop()
-        await self.calls.stop()
-        await self.routing.stop()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._follow()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.ami.close()
         await self.ari.close()
         await self.live.close()
         await self.db.close()
+
+    async def _leader(self) -> str | None:
+        if self.cluster is None:
+            return self.settings.node_id
+        try:
+            return await self.cluster.holder()
+        except Exception:
+            return None
 
     async def intake(self, channel: str, queue: str, priority: int = 0,
                      attributes: dict[str, Any] | None = None,
@@ -103,14 +168,20 @@ class Services:
                                            node=self.settings.node_id, attributes=attributes)
         try:
             await self.routing.enqueue(contact.id, queue, priority=priority)
-        except Exception:
-            await self.contacts.finish(contact.id, ContactState.CLOSED, "not_routed")
+        except CtlError as e:
+            if e.status < 500:  # refused (unknown queue...); a timeout may still have landed
+                await self.contacts.finish(contact.id, ContactState.CLOSED, "not_routed")
             raise
         return contact.id
 
     async def health(self) -> dict[str, dict[str, Any]]:
+        leads = self.leading
         report: dict[str, dict[str, Any]] = {
-            "ari": {"ok": self.events.connected.is_set()},
+            # Only the leader talks to ARI; a follower is healthy without it.
+            "ari": {"ok": self.events.connected.is_set()} if leads else
+            {"ok": True, "standby": True},
+            "routing": {"ok": True, "role": "leader" if leads else "follower",
+                        "leader": await self._leader()},
             "ami": {"ok": self.ami.connected},
             "db": await _check(self.db.ping()),
         }

@@ -134,7 +134,7 @@ async def abandon_contact(request: web.Request) -> web.Response:
 @routes.get("/api/v1/queues")
 async def queues(request: web.Request) -> web.Response:
     services, _ = await _who(request, "supervisor")
-    return web.json_response({"queues": services.routing.queues()})
+    return web.json_response({"queues": await services.routing.queues()})
 
 
 @routes.get("/api/v1/agents")

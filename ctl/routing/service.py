@@ -32,7 +32,7 @@ from ctl.routing.model import (
     Requirement,
     Step,
 )
-from ctl.routing.notifier import Notifier
+from ctl.routing.notifier import Message, Notifier
 from ctl.routing.views import Stats, agent_view, expected_wait, messages, position, queue_view
 from ctl.settings import RoutingSettings
 from ctl.store.db import Database
@@ -46,10 +46,11 @@ Before = Callable[[AsyncSession, float], Awaitable[None]]
 
 class RoutingService:
     def __init__(self, db: Database, settings: RoutingSettings, notifier: Notifier,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 publish: Callable[[str, Message], None] | None = None) -> None:
         self._db = db
         self.settings = settings
-        self.notifier = notifier
+        self.publish = publish or notifier.publish
         self.now = clock
         self.engine = Engine()
         self.stats = Stats()
@@ -69,6 +70,8 @@ class RoutingService:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+            self._ticker = None
+        self.engine = Engine()  # a node that stops leading must not answer from memory
 
     # --- contacts ---------------------------------------------------------------------
 
@@ -171,7 +174,7 @@ class RoutingService:
             out.append({"username": row.username, "name": row.display_name, **view})
         return out
 
-    def queues(self) -> list[dict[str, Any]]:
+    async def queues(self) -> list[dict[str, Any]]:
         now = self.now()
         return [queue_view(self.engine, self.stats, name, now) for name in self.engine.queues]
 
@@ -203,7 +206,7 @@ class RoutingService:
 
     def _told(self, events: list[Event]) -> None:
         for topic, message in messages(self.engine, events):
-            self.notifier.publish(topic, message)
+            self.publish(topic, message)
         for listener in self.listeners:
             task = asyncio.create_task(listener(events))
             task.add_done_callback(_log_failure)

@@ -80,8 +80,9 @@ class CtlProcess:
                 body: dict[str, Any] = await r.json()
         except (aiohttp.ClientError, OSError):
             return None
-        if need_ari and not body["checks"]["ari"]["ok"]:
-            return None
+        ari = body["checks"]["ari"]
+        if need_ari and (not ari["ok"] or ari.get("standby")):
+            return None  # not connected, or not leading (yet: a killed leader's lease ends)
         return body
 
     def kill(self) -> None:
