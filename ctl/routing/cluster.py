@@ -55,7 +55,9 @@ class Cluster:
     def __init__(self, url: str, node: str, prefix: str = "ctl:", lease_ttl: float = 6.0
                  ) -> None:
         self.node = node
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        # No client-side read timeout: BLPOP and XREADGROUP block on the server's clock.
+        self._redis = aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=None,
+                                              socket_connect_timeout=5)
         self._lease_key, self._epoch_key = f"{prefix}routing:leader", f"{prefix}routing:epoch"
         self._stream, self._group = f"{prefix}routing:commands", "leader"
         self._push = f"{prefix}routing:push"
@@ -92,17 +94,20 @@ class Cluster:
 
     async def call(self, op: str, timeout: float = 15.0, **args: Any) -> Any:
         request = uuid.uuid4().hex
-        await self._redis.xadd(self._stream, {"id": request, "op": op,
-                                              "args": json.dumps(args)}, maxlen=100_000)
-        got = await self._redis.blpop([self._reply + request], timeout=timeout)
+        try:
+            await self._redis.xadd(self._stream, {"id": request, "op": op,
+                                                  "args": json.dumps(args)}, maxlen=100_000)
+            got = await self._redis.blpop([self._reply + request], timeout=timeout)
+        except aioredis.RedisError as e:
+            raise RoutingUnavailable(f"routing {op}: Redis failed: {e}") from e
         if got is None:
             raise RoutingUnavailable(f"no routing leader answered {op} within {timeout:g}s",
                                      hint="check that a controller holds the lease "
                                      "(GET /healthz shows each node's role)")
         reply = json.loads(got[1])
         if "error" in reply:
-            e = reply["error"]
-            raise RemoteError(e["message"], e["status"], e["code"], e.get("hint"))
+            err = reply["error"]
+            raise RemoteError(err["message"], err["status"], err["code"], err.get("hint"))
         return reply["result"]
 
     async def serve(self, handle: Callable[[str, dict[str, Any]], Awaitable[Any]]) -> None:
