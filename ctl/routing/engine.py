@@ -59,6 +59,10 @@ class Engine:
         self._out: list[Event] = []
         self._configs: dict[str, QueueConfig] = {}
         self._batch: list[Live] | None = None  # placements held until an instant is over
+        self._batch_agents: list[AgentRt] = []
+        # Buckets of contacts for one agent (sticky, transfers), by agent: theirs whatever
+        # their routing profile says, and ahead of their queues.
+        self._direct: dict[str, list[tuple[Bucket, int, float]]] = {}
         self.decisions = 0
         for q in queues:
             self.configure_queue(q)
@@ -79,8 +83,16 @@ class Engine:
         for entry in config.profile:
             if entry.queue not in self.queues:
                 raise NotFound(f"agent {config.id}: no queue named {entry.queue!r}")
-            if entry.delay > 0:
-                self.queues[entry.queue].delays.add(entry.delay)
+        for entry in config.profile:
+            queue = self.queues[entry.queue]
+            if entry.delay > 0 and entry.delay not in queue.delays:
+                queue.delays.add(entry.delay)
+                # Contacts already waiting need the wake-up a new delay brings.
+                for live in self.contacts.values():
+                    if live.queue == entry.queue and live.state in ("queued", "offered") \
+                            and live.queued_at + entry.delay > now:
+                        self._timer(live.queued_at + entry.delay, "delay", live.req.id,
+                                    entry.queue)
         agent = self.agents.get(config.id)
         if agent is None:
             agent = self.agents[config.id] = AgentRt(config, now)
@@ -128,6 +140,8 @@ class Engine:
             raise ValueError(f"contact {request.id}: routing steps must expire in order, "
                              f"and only the last may never expire (got {ends})")
         live = Live(request)
+        while (ends := live.step_expiry()) is not None and ends <= now:
+            live.step += 1  # restored after a restart: the steps that ran out meanwhile
         self._admit(live, request.queue, now, hops=0)
         if request.id in self.contacts:
             self._schedule_step(live)
@@ -229,10 +243,13 @@ class Engine:
     def _resolve(self, batch: list[Live], now: float) -> None:
         """Contacts that became placeable at one instant, best first. Each qualified agent
         takes whatever is best for it, which may be another contact of the batch."""
+        agents, self._batch_agents = self._batch_agents, []
         for live in sorted({id(c): c for c in batch}.values(), key=lambda c: c.order):
             if live.state == "queued" and self.contacts.get(live.req.id) is live:
                 for agent in self._qualified(live, now):
                     self._settle_agent(agent, now)
+        for agent in agents:
+            self._settle_agent(agent, now)
 
     def _on_offer(self, offer_id: str, _token: object, when: float) -> None:
         offer = self.offers.get(offer_id)
@@ -300,7 +317,7 @@ class Engine:
             agent = self.agents.get(agent_id)
             if (agent is None or agent_id in live.excluded or not agent.routable(channel)
                     or not requirement.admits(agent.config)
-                    or _delay(agent, live.queue) > waited):
+                    or (requirement.agent is None and _delay(agent, live.queue) > waited)):
                 continue
             chosen.append(agent)
             if len(chosen) == want:
@@ -316,7 +333,7 @@ class Engine:
         while True:
             best: tuple[int, tuple[int, float, int, str]] | None = None
             best_live: Live | None = None
-            for bucket, priority, delay in agent.buckets:
+            for bucket, priority, delay in (*agent.buckets, *self._direct.get(agent_id, ())):
                 if not bucket.size or not agent.routable(bucket.channel):
                     continue
                 head = bucket.head(contacts)
@@ -363,13 +380,16 @@ class Engine:
         self._out.append(Overflowed(live.req.id, live.queue, overflow, reason))
         self.contacts.pop(live.req.id, None)
         if (overflow is not None and overflow.kind is OverflowKind.QUEUE
-                and hops < _OVERFLOW_HOPS):
+                and hops < _OVERFLOW_HOPS and overflow.target in self.queues):
             self._admit(live, overflow.target, now, hops + 1)
 
     def _queue(self, live: Live) -> None:
         queue = self.queues[live.queue]
         bucket, new = queue.bucket(live.req.channel, live.requirement)
-        if new:
+        target = live.requirement.agent
+        if new and target is not None:
+            self._direct.setdefault(target, []).append((bucket, 0, 0.0))
+        elif new:
             self._generation += 1
         live.state = "queued"
         bucket.push(live)
@@ -399,8 +419,8 @@ class Engine:
         agent = self.agents[offer.agent_id]
         agent.free(live.req.channel, live.req.id)
         self._out.append(OfferEnded(offer.id, live.req.id, agent.config.id, reason))
-        if reason in ("declined", "timeout"):
-            live.excluded.add(agent.config.id)
+        if reason not in ("withdrawn", "accepted_elsewhere"):
+            live.excluded.add(agent.config.id)  # declined, timed out, unreachable...
         if requeue and not live.offers and live.state == "offered":
             max_wait = self.queues[live.queue].config.max_wait
             if max_wait is not None and now - live.queued_at >= max_wait:
@@ -425,7 +445,10 @@ class Engine:
 
     def _settle_agent(self, agent: AgentRt, now: float) -> None:
         if agent.state is AgentStatus.AVAILABLE:
-            self._feed(agent, now)
+            if self._batch is not None:
+                self._batch_agents.append(agent)  # fed once the instant's contacts are
+            else:
+                self._feed(agent, now)
         self._index.reindex(agent, self._configs)
 
     # --- bookkeeping --------------------------------------------------------------
@@ -436,7 +459,8 @@ class Engine:
         for entry in cfg.profile:
             queue = self.queues[entry.queue]
             for (channel, requirement), bucket in queue.buckets.items():
-                if cfg.capacity.get(channel, 0) > 0 and requirement.admits(cfg):
+                if requirement.agent is None and cfg.capacity.get(channel, 0) > 0 \
+                        and requirement.admits(cfg):
                     found.append((bucket, entry.priority, entry.delay))
         agent.buckets, agent.buckets_gen = found, self._generation
 

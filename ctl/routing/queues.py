@@ -62,8 +62,12 @@ class Bucket:
     size: int = 0  # live entries
 
     def push(self, live: Live) -> None:
-        live.bucket, live.entry = self, live.order
-        heapq.heappush(self.heap, live.order)
+        o = live.order
+        # A new tuple each time: identity tells this entry from one left by an earlier stay
+        # (a requeued contact keeps its order, so equality cannot).
+        entry = (o[0], o[1], o[2], o[3])
+        live.bucket, live.entry = self, entry
+        heapq.heappush(self.heap, entry)
         self.size += 1
 
     def drop(self, live: Live) -> None:

@@ -393,10 +393,8 @@ def test_adopt_puts_a_held_contact_on_the_agent() -> None:
         e.adopt(ContactRequest("c9", VOICE, "q"), "a1", "queued", 10)
 
 
-# --- engine bugs (strict xfail: they pass once fixed, so turn them into plain tests) -----
+# --- once bugs, found by these tests -------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="engine bug: delay timers are only scheduled for "
-                   "delays known when the contact was enqueued")
 def test_delay_of_an_agent_added_while_the_contact_waits() -> None:
     e = engine()
     contact(e, "c1", 0)
@@ -404,8 +402,6 @@ def test_delay_of_an_agent_added_while_the_contact_waits() -> None:
     assert offered(e.advance(10)) == [("c1", "a1")]  # nothing, ever: a1 idles forever
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a sticky agent outside the queue's "
-                   "profile is offered the contact on arrival but never when it frees up")
 def test_sticky_agent_outside_the_profile_is_treated_the_same_free_or_freed() -> None:
     outcomes = []
     for free_at_arrival in (True, False):
@@ -418,8 +414,6 @@ def test_sticky_agent_outside_the_profile_is_treated_the_same_free_or_freed() ->
     assert outcomes[0] == outcomes[1]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: enqueue() of a contact restored with an "
-                   "old enqueued_at keeps already-expired steps until the next advance()")
 def test_restored_contact_starts_at_the_step_in_force() -> None:
     e = engine()
     agent(e, "a1")
@@ -427,8 +421,6 @@ def test_restored_contact_starts_at_the_step_in_force() -> None:
     assert offered(events) == [("c1", "a1")]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: an agent freed by a timer is fed at once, "
-                   "before contacts widening at the same instant are placed")
 def test_agent_freed_and_contact_widened_at_one_instant() -> None:
     e = engine(QueueConfig("q", wrapup_seconds=19))
     agent(e, "a1", skills={"billing": 1})
@@ -439,8 +431,6 @@ def test_agent_freed_and_contact_widened_at_one_instant() -> None:
     assert offered(e.advance(20)) == [("vip", "a1")]  # gets c1 instead
 
 
-@pytest.mark.xfail(strict=True, reason="queues bug: a requeued contact's heap entry is pushed "
-                   "again while its stale one (the same tuple) still counts as current")
 def test_position_counts_a_requeued_contact_once() -> None:
     e = engine()
     agent(e, "a1")

@@ -48,6 +48,7 @@ requirements = st.builds(
     st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), max_size=2),
     st.lists(st.sampled_from(("en", "fr")), max_size=1).map(tuple),
     st.lists(st.integers(1, 2), max_size=1).map(tuple),
+    st.one_of(st.none(), st.none(), st.sampled_from(["a0", "a1", "a2"])),  # sticky / transfer
 )
 
 
@@ -132,12 +133,13 @@ class Routing(RuleBasedStateMachine):
                 if (cid in touched or live is None or live.state != "queued" or got is None
                         or channel != got[2] or offer.agent_id in excluded):
                     continue
-                entry = next((p for p in agent.config.profile if p.queue == queue), None)
-                if (entry is None or not requirement.admits(agent.config)
-                        or self.now - queued_at < entry.delay):
+                theirs = _rank(agent.config, queue, requirement)
+                if (theirs is None or not requirement.admits(agent.config)
+                        or self.now - queued_at < theirs[1]):
                     continue
-                mine = next(p for p in agent.config.profile if p.queue == got[1])
-                assert (entry.priority, key) > (mine.priority, got[0]), (
+                mine = _rank(agent.config, got[1], got[3])
+                assert mine is not None
+                assert (theirs[0], key) > (mine[0], got[0]), (
                     f"{offer.agent_id} was offered {offer.contact_id} while better {cid} waited")
 
     def snapshot(self) -> dict[str, tuple[Any, ...]]:
@@ -230,11 +232,11 @@ class Routing(RuleBasedStateMachine):
             if live.state != "queued":
                 continue
             for agent in self.engine.agents.values():
-                entry = next((p for p in agent.config.profile if p.queue == live.queue), None)
-                assert not (entry is not None and agent.routable(live.req.channel)
+                rank = _rank(agent.config, live.queue, live.requirement)
+                assert not (rank is not None and agent.routable(live.req.channel)
                             and agent.config.id not in live.excluded
                             and live.requirement.admits(agent.config)
-                            and self.now - live.queued_at >= entry.delay), (
+                            and self.now - live.queued_at >= rank[1]), (
                     f"{agent.config.id} is free for {live.req.id}")
 
     @invariant()
@@ -245,6 +247,16 @@ class Routing(RuleBasedStateMachine):
             expired = sum(1 for s in live.req.steps if s.expires_after is not None
                           and live.req.enqueued_at + s.expires_after <= self.now)
             assert live.step == expired, (live.req.id, live.step, expired, self.now)
+
+
+def _rank(agent: AgentConfig, queue: str, requirement: Requirement
+          ) -> tuple[int, float] | None:
+    """(priority, delay) of a queue's contacts for an agent; None: not its queue. A contact
+    for this agent alone comes first, at once, whatever its routing profile says."""
+    if requirement.agent == agent.id:
+        return 0, 0.0
+    entry = next((p for p in agent.profile if p.queue == queue), None)
+    return None if entry is None else (entry.priority, entry.delay)
 
 
 def _fields(cfg: QueueConfig) -> dict[str, Any]:
