@@ -140,7 +140,7 @@ class Engine:
             raise ValueError(f"contact {request.id}: routing steps must expire in order, "
                              f"and only the last may never expire (got {ends})")
         live = Live(request)
-        while (ends := live.step_expiry()) is not None and ends <= now:
+        while (due := live.step_expiry()) is not None and due <= now:
             live.step += 1  # restored after a restart: the steps that ran out meanwhile
         self._admit(live, request.queue, now, hops=0)
         if request.id in self.contacts:
