@@ -6,6 +6,7 @@ their own, with ctl reaching ARI through a proxy the test can cut.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,7 +43,12 @@ async def fault_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[d
 
 @pytest.fixture(scope="module")
 async def f_asterisk(fault_env: dict[str, str]) -> AsyncIterator[AsteriskProcess]:
-    settings = load_settings(**_as_settings(fault_env))
+    # The session's CTL_* (exported by the integration conftest once any test has used
+    # its Asterisk) win over load_settings() overrides: without them, ours apply.
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("CTL_")]:
+            mp.delenv(name)
+        settings = load_settings(**_as_settings(fault_env))
     proc = await AsteriskService(settings).up()
     yield proc
     proc.stop()
