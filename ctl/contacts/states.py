@@ -30,7 +30,8 @@ ALLOWED: dict[ContactState, frozenset[ContactState]] = {
     _S.IVR: _ENDS | {_S.QUEUED},
     _S.QUEUED: _ENDS | {_S.OFFERED, _S.OVERFLOWED, _S.TICKETED},
     _S.OFFERED: _ENDS | {_S.ASSIGNED, _S.QUEUED},  # queued: declined or timed out
-    _S.ASSIGNED: _ENDS | {_S.WRAPUP},  # closed directly: no wrap-up configured
+    # closed directly: no wrap-up configured; queued again: transferred
+    _S.ASSIGNED: _ENDS | {_S.WRAPUP, _S.QUEUED},
     _S.WRAPUP: _ENDS,
     **{s: frozenset() for s in FINAL},
 }

@@ -25,6 +25,8 @@ class Routing(Protocol):
     async def decline(self, agent_id: str, offer_id: str) -> None: ...
     async def complete(self, agent_id: str, contact_id: str) -> None: ...
     async def end_wrapup(self, agent_id: str, contact_id: str) -> None: ...
+    async def transfer(self, agent_id: str, contact_id: str, queue: str | None = None,
+                       to_agent: str | None = None) -> None: ...
     async def reload_agent(self, agent_id: str) -> None: ...
     async def agent_status(self, agent_id: str) -> dict[str, Any]: ...
     async def agents(self) -> list[dict[str, Any]]: ...
@@ -32,7 +34,7 @@ class Routing(Protocol):
 
 
 _OPS = frozenset({"enqueue", "end", "set_state", "accept", "decline", "complete",
-                  "end_wrapup", "reload_agent", "agent_status", "agents", "queues"})
+                  "end_wrapup", "transfer", "reload_agent", "agent_status", "agents", "queues"})
 
 
 class RemoteRouting:
@@ -65,6 +67,11 @@ class RemoteRouting:
 
     async def end_wrapup(self, agent_id: str, contact_id: str) -> None:
         await self._cluster.call("end_wrapup", agent_id=agent_id, contact_id=contact_id)
+
+    async def transfer(self, agent_id: str, contact_id: str, queue: str | None = None,
+                       to_agent: str | None = None) -> None:
+        await self._cluster.call("transfer", agent_id=agent_id, contact_id=contact_id,
+                                 queue=queue, to_agent=to_agent)
 
     async def reload_agent(self, agent_id: str) -> None:
         await self._cluster.call("reload_agent", agent_id=agent_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ctl.errors import InvalidTransition, NotFound
 from ctl.routing.model import (
@@ -29,7 +29,9 @@ from ctl.routing.model import (
     QueueConfig,
     Released,
     Requeued,
+    Step,
     StepExpired,
+    Transferred,
     WrapupStarted,
 )
 from ctl.routing.policies import AgentIndex, AgentRt
@@ -207,6 +209,31 @@ class Engine:
         self._release(live, now)
         return self._flush()
 
+    def transfer(self, contact_id: str, queue: str, now: float,
+                 steps: tuple[Step, ...] = ()) -> list[Event]:
+        """The agent holding the contact hands it to `queue` (steps: e.g. one agent first);
+        it keeps its age there, so it is not sent to the back of the line."""
+        live = self._contact(contact_id)
+        if live.state != "assigned" or live.agent is None:
+            raise InvalidTransition(f"contact {contact_id} is {live.state}: only an assigned "
+                                    "contact can be transferred")
+        if queue not in self.queues:
+            raise NotFound(f"no queue named {queue!r}")
+        agent = self.agents[live.agent]
+        agent.free(live.req.channel, contact_id)
+        agent.idle_since = now
+        self._out.append(Transferred(contact_id, live.agent, queue))
+        since = now - live.req.enqueued_at  # steps count from now, not from the first enqueue
+        moved = Live(replace(live.req, queue=queue, steps=tuple(
+            Step(s.require, None if s.expires_after is None else s.expires_after + since)
+            for s in steps)))
+        del self.contacts[contact_id]
+        self._admit(moved, queue, now, hops=1)
+        if contact_id in self.contacts:
+            self._schedule_step(moved)
+        self._settle_agent(agent, now)
+        return self._flush()
+
     def remove(self, contact_id: str, now: float) -> list[Event]:
         """The contact leaves routing whatever its state (abandoned, closed, ticketed)."""
         live = self._contact(contact_id)
@@ -265,7 +292,8 @@ class Engine:
 
     def _on_step(self, contact_id: str, step: object, when: float) -> None:
         live = self.contacts.get(contact_id)
-        if live is None or live.step != step or live.state not in ("queued", "offered"):
+        if live is None or live.step != step or live.state not in ("queued", "offered") \
+                or live.step_expiry() != when:  # a timer of an earlier stay (transfer)
             return
         live.step += 1
         self._out.append(StepExpired(contact_id, live.step))
@@ -279,6 +307,9 @@ class Engine:
         live = self.contacts.get(contact_id)
         if live is None or live.queue != queue or live.state != "queued":
             return  # an offered contact is checked again if it comes back
+        max_wait = self.queues[live.queue].config.max_wait
+        if max_wait is None or live.queued_at + max_wait > when:
+            return  # a timer of an earlier stay in this queue
         self._unqueue(live)
         self.queues[live.queue].waiting -= 1
         self._overflow(live, "max_wait", when, hops=0)

@@ -110,6 +110,21 @@ async def finish_contact(request: web.Request) -> web.Response:
     return _ok()
 
 
+@routes.post("/api/v1/contacts/{contact}/transfer")
+async def transfer_contact(request: web.Request) -> web.Response:
+    """To a queue ({"queue": name}), to an agent ({"agent": username}), or both (that agent
+    first, then the queue)."""
+    services, who = await _who(request)
+    body = await _body(request)
+    queue, username = body.get("queue"), body.get("agent")
+    if not isinstance(queue, str | None) or not isinstance(username, str | None) or \
+            not (queue or username):
+        raise BadRequest('transfer needs "queue" or "agent" (a username)')
+    target = (await services.agents.get(username)).id if username else None
+    await services.routing.transfer(who.agent_id, request.match_info["contact"], queue, target)
+    return _ok()
+
+
 @routes.post("/api/v1/contacts")
 async def create_contact(request: web.Request) -> web.Response:
     """The API channel: a system (or a supervisor) hands in a contact to be routed."""

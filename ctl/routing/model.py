@@ -162,6 +162,15 @@ class Assigned:
 
 
 @dataclass(frozen=True, slots=True)
+class Transferred:
+    """An agent passed the contact on: it waits again, in `queue`, keeping its age."""
+
+    contact_id: str
+    agent_id: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
 class WrapupStarted:
     contact_id: str
     agent_id: str
@@ -197,5 +206,5 @@ class AgentChanged:
     reason: str = ""
 
 
-Event = (Offered | OfferEnded | Requeued | Assigned | WrapupStarted | Released | Overflowed
-         | StepExpired | AgentChanged)
+Event = (Offered | OfferEnded | Requeued | Assigned | Transferred | WrapupStarted | Released
+         | Overflowed | StepExpired | AgentChanged)

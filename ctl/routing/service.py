@@ -150,6 +150,30 @@ class RoutingService:
         self._own_contact(agent_id, contact_id)
         await self._run(lambda now: self.engine.end_wrapup(contact_id, now))
 
+    async def transfer(self, agent_id: str, contact_id: str, queue: str | None = None,
+                       to_agent: str | None = None) -> None:
+        """Hand an assigned contact to a queue (its own by default) or to one agent first."""
+        self._own_contact(agent_id, contact_id)
+        live = self.engine.contacts[contact_id]
+        queue = queue or live.queue
+        qs = next((q for q in self.settings.queues if q.name == queue), None)
+        if qs is None:
+            raise NotFound(f"no queue named {queue!r}")
+        if to_agent is not None and to_agent not in self.engine.agents:
+            await self.reload_agent(to_agent)  # known to the database, not yet to routing
+        steps = (Step(Requirement(agent=to_agent), self.settings.transfer_wait),) \
+            if to_agent else store.steps_from_settings(qs.steps)
+
+        async def before(s: AsyncSession, now: float) -> None:
+            row = await s.get(Contact, contact_id)
+            if row is not None:  # what a restart rebuilds the transferred contact from
+                since = now - live.req.enqueued_at
+                row.criteria = store.steps_to_json(tuple(
+                    Step(x.require, None if x.expires_after is None else x.expires_after + since)
+                    for x in steps))
+
+        await self._run(lambda now: self.engine.transfer(contact_id, queue, now, steps), before)
+
     async def reload_agent(self, agent_id: str) -> None:
         """Apply an agent's edited skills, profile or capacity."""
         async with self._db.session(readonly=True) as s:

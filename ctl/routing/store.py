@@ -36,6 +36,7 @@ from ctl.routing.model import (
     Requirement,
     Step,
     StepExpired,
+    Transferred,
     WrapupStarted,
 )
 from ctl.settings import QueueSettings, StepSettings
@@ -183,6 +184,10 @@ async def persist(s: AsyncSession, events: list[Event], queue_ids: dict[str, str
             move_in(s, contact, ContactState.ASSIGNED, "accepted",
                     {"offer": e.offer_id, "agent": e.agent_id})
             contact.agent_id = e.agent_id
+        elif isinstance(e, Transferred):
+            move_in(s, contact, ContactState.QUEUED, "transferred",
+                    {"from_agent": e.agent_id, "queue": e.queue})
+            contact.queue_id, contact.agent_id = queue_ids[e.queue], None
         elif isinstance(e, WrapupStarted):
             move_in(s, contact, ContactState.WRAPUP, "wrapup", {"ends_at": e.ends_at})
         elif isinstance(e, Released):

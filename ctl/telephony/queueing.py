@@ -19,7 +19,7 @@ from sqlalchemy import select
 from ctl.agents.service import endpoint_name
 from ctl.contacts.states import ContactState
 from ctl.errors import CtlError, NoSuchChannel, NotFound, TelephonyError
-from ctl.routing.model import Event, Offered, OfferEnded
+from ctl.routing.model import Event, Offered, OfferEnded, Transferred
 from ctl.routing.service import RoutingService
 from ctl.store.db import Database
 from ctl.store.models import Agent
@@ -30,7 +30,7 @@ from ctl.telephony.session import CallSession
 
 log = logging.getLogger(__name__)
 
-OFFER, OFFER_ENDED = "CtlOffer", "CtlOfferEnded"
+OFFER, OFFER_ENDED, TRANSFERRED = "CtlOffer", "CtlOfferEnded", "CtlTransferred"
 _CAUSE_BUSY, _CAUSE_REJECTED = 17, 21
 
 
@@ -49,10 +49,12 @@ class VoiceQueues:
 
     async def on_routing(self, events: list[Event]) -> None:
         """Routing listener: offers of voice contacts go to the session of their call."""
+        kinds = {Offered: OFFER, OfferEnded: OFFER_ENDED, Transferred: TRANSFERRED}
         for e in events:
-            if isinstance(e, Offered | OfferEnded) and e.contact_id in self.waiting:
-                kind = OFFER if isinstance(e, Offered) else OFFER_ENDED
-                self.waiting[e.contact_id].queue.put_nowait({"type": kind, "event": e})
+            kind = kinds.get(type(e))
+            if kind is not None and e.contact_id in self.waiting:  # type: ignore[union-attr]
+                session = self.waiting[e.contact_id]  # type: ignore[union-attr]
+                session.queue.put_nowait({"type": kind, "event": e})
 
     # --- the caller's side ----------------------------------------------------------
 
@@ -66,27 +68,35 @@ class VoiceQueues:
         try:
             if contact not in self.routing.engine.contacts:
                 await self.routing.enqueue(contact, queue, priority=priority)
-            elif self.routing.engine.contacts[contact].state == "assigned":
-                return await self._talk(call, None)  # adopted mid-conversation
+            elif self.routing.engine.contacts[contact].state == "assigned" and \
+                    await self._talk(call, None) != TRANSFERRED:  # adopted mid-conversation
+                return "completed"
             await call.answer()
-            await self.ari.start_moh(call.id)
-            announce_at = time.monotonic() + self.announce_every
-            while True:
-                try:
-                    event = await call.next_event(max(0.0, announce_at - time.monotonic()))
-                except TimeoutError:
-                    await self._announce(call)
-                    announce_at = time.monotonic() + self.announce_every
-                    continue
-                answered = await self._on_event(call, event, rang)
-                if answered is not None:
-                    return await self._talk(call, answered)
+            while True:  # waiting, then talking; again after each transfer
+                if await self._talk(call, await self._hold(call, rang)) != TRANSFERRED:
+                    return "completed"
         finally:
             self.waiting.pop(contact, None)
             for _, leg in rang.values():
                 self.legs.pop(leg, None)
                 with contextlib.suppress(TelephonyError):
                     await self.ari.hangup(leg)
+
+    async def _hold(self, call: CallSession, rang: dict[str, tuple[str, str]]
+                    ) -> tuple[str, str]:
+        """Music and announcements until an agent answers: (agent id, phone channel)."""
+        await self.ari.start_moh(call.id)
+        announce_at = time.monotonic() + self.announce_every
+        while True:
+            try:
+                event = await call.next_event(max(0.0, announce_at - time.monotonic()))
+            except TimeoutError:
+                await self._announce(call)
+                announce_at = time.monotonic() + self.announce_every
+                continue
+            answered = await self._on_event(call, event, rang)
+            if answered is not None:
+                return answered
 
     async def _on_event(self, call: CallSession, event: dict[str, Any],
                         rang: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
@@ -162,14 +172,19 @@ class VoiceQueues:
                 await self.ari.stop_moh(call.id)
             await self.ari.create_bridge(bridge)
             await self.ari.add_to_bridge(bridge, call.id, leg)
-            await self.ari.record_bridge(bridge, bridge)
+            name = f"{bridge}-{int(time.time())}"  # one file per agent who took the call
+            await self.ari.record_bridge(bridge, name)
             await call.log("call", {"action": "bridged", "agent": answered[0],
-                                    "recording": f"{bridge}.wav"})
+                                    "recording": f"{name}.wav"})
         else:
             leg = ""
         try:
             while True:
                 event = await call.next_event()
+                if event["type"] == TRANSFERRED:
+                    await call.log("call", {"action": "transferred",
+                                            "queue": event["event"].queue})
+                    return TRANSFERRED  # the agent's phone is hung up on the way out
                 if event["type"] in ("StasisEnd", "ChannelDestroyed") and \
                         channel_of(event) == leg:
                     await call.hangup()

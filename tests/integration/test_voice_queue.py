@@ -129,7 +129,7 @@ async def test_caller_waits_with_music_then_agent_answers_bridged_and_recorded(
     assert states == ["new", "ivr", "queued", "offered", "assigned", "closed"], states
     bridged = [e.data for e in events if e.kind == "call" and e.data.get("action") == "bridged"]
     assert bridged and bridged[0]["agent"] == agent.panel.agent_id
-    recording = data_dir / "asterisk" / "spool" / "recording" / f"{contact.id}.wav"
+    recording = data_dir / "asterisk" / "spool" / "recording" / bridged[0]["recording"]
     assert recording.exists() and recording.stat().st_size > 44  # more than a WAV header
     await caller.wait(ours, "StasisEnd")
     await agent.panel.state("offline")
