@@ -232,3 +232,36 @@ async def test_queue_order_and_agent_state_survive_a_crash(
     await alice.close()
     for contact in got:
         await sup.call("POST", f"/api/v1/contacts/{contact}/abandon")
+
+
+async def test_transfer_to_an_agent_then_to_a_queue(
+        ctl_routing: CtlProcess, http: aiohttp.ClientSession, people: dict[str, str],
+        rdb: Database) -> None:
+    alice = await panel(ctl_routing, http, people, "alice")
+    bob = await panel(ctl_routing, http, people, "bob")
+    sup = await panel(ctl_routing, http, people, "sup")
+    await alice.listen()
+    await bob.listen()
+    await alice.state("available")
+    contact = await new_contact(sup, "sales")  # bob is not in sales: only alice gets it
+    offer = (await alice.next("offer", offer__contact_id=contact))["offer"]
+    await alice.call("POST", f"/api/v1/offers/{offer['id']}/accept")
+    await bob.state("available")
+    # To bob by name, although sales is not in his profile.
+    await alice.call("POST", f"/api/v1/contacts/{contact}/transfer", {"agent": people["bob"]})
+    offer = (await bob.next("offer", offer__contact_id=contact))["offer"]
+    await bob.call("POST", f"/api/v1/offers/{offer['id']}/accept")
+    # Bob sends it back to the sales queue, where alice is the one who takes it.
+    await bob.call("POST", f"/api/v1/contacts/{contact}/transfer", {"queue": "sales"})
+    offer = (await alice.next("offer", offer__contact_id=contact))["offer"]
+    await alice.call("POST", f"/api/v1/offers/{offer['id']}/accept")
+    refused = await bob.call("POST", f"/api/v1/contacts/{contact}/complete", expect=403)
+    assert refused["error"] == "forbidden"  # no longer his
+    await alice.call("POST", f"/api/v1/contacts/{contact}/complete")
+    await alice.next("Released", contact_id=contact)
+    assert [s for s, _ in await history(rdb, contact)] == [
+        "new", "queued", "offered", "assigned", "queued", "offered", "assigned", "queued",
+        "offered", "assigned", "wrapup", "closed"]
+    for p in (alice, bob):
+        await p.state("offline")
+        await p.close()

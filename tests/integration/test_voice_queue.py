@@ -190,3 +190,37 @@ async def no_leftovers(caller: Caller, bridge_id: str) -> None:
             c for c in await caller.ari.channels() if c["name"].startswith("PJSIP/agent-v")]
 
     await eventually(clean, 10, "no bridge or agent channel left behind")
+
+
+async def test_agent_transfers_the_call_to_another_agent(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, http: aiohttp.ClientSession,
+        data_dir: Path) -> None:
+    env = agent_env(ast_env, backend)
+    first, second = (await new_agent(env, asterisk, ctl, http),
+                     await new_agent(env, asterisk, ctl, http))
+    first_phone = await ring(first, "agent_phone_hung_up.xml")
+    second_phone = await ring(second, "agent_phone_answer.xml", "-d", "1000")
+    assert first.panel is not None and second.panel is not None
+    await first.panel.listen()
+    await first.panel.state("available")
+    _, theirs = await caller.call(QUEUE_NUMBER)
+    assigned = await first.panel.next("Assigned", timeout=20)
+    await second.panel.state("available")
+    await first.panel.call("POST", f"/api/v1/contacts/{assigned['contact_id']}/transfer",
+                           {"agent": second.username})
+    (await sip.finish(first_phone, 30)).check()  # hung up by the transfer
+    (await sip.finish(second_phone, 30)).check()  # rang, answered, talked, hung up
+    contact = await contact_of(db, theirs)
+    events = await events_of(db, contact.id)
+    states = [e.to_state for e in events if e.kind == "state"]
+    assert states == ["new", "ivr", "queued", "offered", "assigned", "queued", "offered",
+                      "assigned", "closed"], states
+    bridged = [e.data for e in events if e.kind == "call" and e.data.get("action") == "bridged"]
+    assert [b["agent"] for b in bridged] == [first.panel.agent_id, second.panel.agent_id]
+    spool = data_dir / "asterisk" / "spool" / "recording"
+    assert all((spool / b["recording"]).exists() for b in bridged)
+    for agent in (first, second):
+        await agent.panel.state("offline")  # type: ignore[union-attr]
+        await agent.panel.close()  # type: ignore[union-attr]
+    await no_leftovers(caller, contact.id)
