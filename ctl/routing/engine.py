@@ -57,7 +57,6 @@ class Engine:
         self._index = AgentIndex()
         self._timers: list[tuple[float, int, str, str, object]] = []
         self._seq = itertools.count()
-        self._generation = 0  # bumped when a bucket appears: agents' caches go stale
         self._out: list[Event] = []
         self._configs: dict[str, QueueConfig] = {}
         self._batch: list[Live] | None = None  # placements held until an instant is over
@@ -98,7 +97,7 @@ class Engine:
         agent = self.agents.get(config.id)
         if agent is None:
             agent = self.agents[config.id] = AgentRt(config, now)
-        agent.config, agent.buckets_gen = config, -1
+        agent.config = config
         self._settle_agent(agent, now)
         return self._flush()
 
@@ -356,30 +355,63 @@ class Engine:
         return chosen
 
     def _feed(self, agent: AgentRt, now: float) -> None:
-        """An agent with room: give it the best contacts it qualifies for, while it has room."""
-        if self._generation != agent.buckets_gen:
-            self._refresh_buckets(agent)
+        """An agent with room: give it the best contacts it qualifies for, while it has room.
+
+        Its own buckets (contacts for it alone) come first, then for each queue of its
+        profile and channel it has room on, the shelves of bucket heads it may qualify for
+        (see queues.py), each walked best first until a head it qualifies for or one no
+        better than what it found."""
         contacts = self.contacts
-        agent_id = agent.config.id
+        cfg = agent.config
+        agent_id = cfg.id
+        pairs = agent.pairs
         while True:
             best: tuple[int, tuple[int, float, int, str]] | None = None
             best_live: Live | None = None
-            for bucket, priority, delay in (*agent.buckets, *self._direct.get(agent_id, ())):
+            for bucket, priority, _ in self._direct.get(agent_id, ()):
                 if not bucket.size or not agent.routable(bucket.channel):
                     continue
-                head = bucket.head(contacts)
-                if head is not None and (agent_id in head.excluded
-                                         or (delay and now - head.queued_at < delay)):
-                    # The slow walk, for agents who declined the head or see this queue
-                    # late: the first contact, in order, that this agent may take.
-                    head = next((c for c in bucket.in_order(contacts)
-                                 if agent_id not in c.excluded
-                                 and now - c.queued_at >= delay), None)
-                if head is None:
+                first = bucket.head(contacts)
+                if first is not None and agent_id in first.excluded:
+                    first = next((c for c in bucket.in_order(contacts)
+                                  if agent_id not in c.excluded), None)
+                if first is not None and (best is None or (priority, first.order) < best):
+                    best, best_live = (priority, first.order), first
+            channels = [c for c in cfg.capacity if agent.routable(c)]
+            for entry in cfg.profile if channels else ():
+                priority, delay = entry.priority, entry.delay
+                if best is not None and priority > best[0]:
                     continue
-                key = (priority, head.order)
-                if best is None or key < best:
-                    best, best_live = key, head
+                queue = self.queues[entry.queue]
+                for channel in channels:
+                    shelves = queue.shelves.get(channel)
+                    if not shelves:
+                        continue
+                    for shelf in agent.shelves(shelves):
+                        if best is not None and (priority, shelf[0][0]) >= best:
+                            continue  # its best is no better than what was found
+                        for order, bucket in shelf:
+                            if best is not None and (priority, order) >= best:
+                                break
+                            if not (bucket.need <= pairs and (
+                                    bucket.skills_only or bucket.requirement.admits(cfg))):
+                                continue  # a level, a language or a tier it lacks
+                            top = found = contacts[order[3]]
+                            if agent_id in top.excluded or (
+                                    delay and now - top.queued_at < delay):
+                                # The slow walk, for agents who declined the head or see
+                                # this queue late: the first contact, in order, it may take.
+                                later = next((c for c in bucket.in_order(contacts)
+                                              if agent_id not in c.excluded
+                                              and now - c.queued_at >= delay), None)
+                                if later is None:
+                                    continue
+                                found = later
+                            key = (priority, found.order)
+                            if best is None or key < best:
+                                best, best_live = key, found
+                            if found is top:
+                                break  # every later head on this shelf is worse
             if best_live is None:
                 return
             self._offer(best_live, agent, now)
@@ -420,14 +452,12 @@ class Engine:
         target = live.requirement.agent
         if new and target is not None:
             self._direct.setdefault(target, []).append((bucket, 0, 0.0))
-        elif new:
-            self._generation += 1
         live.state = "queued"
         bucket.push(live)
 
     def _unqueue(self, live: Live) -> None:
         if live.bucket is not None:
-            live.bucket.drop(live)
+            live.bucket.drop(live, self.contacts)
 
     def _offer(self, live: Live, agent: AgentRt, now: float) -> None:
         self._unqueue(live)
@@ -483,17 +513,6 @@ class Engine:
         self._index.reindex(agent, self._configs)
 
     # --- bookkeeping --------------------------------------------------------------
-
-    def _refresh_buckets(self, agent: AgentRt) -> None:
-        cfg = agent.config
-        found = []
-        for entry in cfg.profile:
-            queue = self.queues[entry.queue]
-            for (channel, requirement), bucket in queue.buckets.items():
-                if requirement.agent is None and cfg.capacity.get(channel, 0) > 0 \
-                        and requirement.admits(cfg):
-                    found.append((bucket, entry.priority, entry.delay))
-        agent.buckets, agent.buckets_gen = found, self._generation
 
     def _schedule_step(self, live: Live) -> None:
         expiry = live.step_expiry()

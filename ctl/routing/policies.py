@@ -8,6 +8,7 @@ saturated case (many waiting, every agent busy) pays nothing here.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import combinations
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -15,13 +16,14 @@ from sortedcontainers import SortedList
 from ctl.routing.model import VOICE, AgentConfig, AgentStatus, Policy, QueueConfig, Requirement
 
 ListKey = tuple[str, ...]  # (queue, channel) or (queue, channel, skill)
+_SUBSETS_UP_TO = 8  # skills; an agent with more checks a queue's shelves one by one
 
 
 class AgentRt:
     """An agent as the engine sees it: configuration, state and what occupies it."""
 
-    __slots__ = ("buckets", "buckets_gen", "config", "contacts", "idle_since", "indexed",
-                 "last_offer", "misses", "reason", "state", "total", "used")
+    __slots__ = ("_derived_from", "_pairs", "_subsets", "config", "contacts", "idle_since",
+                 "indexed", "last_offer", "misses", "reason", "state", "total", "used")
 
     def __init__(self, config: AgentConfig, now: float) -> None:
         self.config = config
@@ -34,8 +36,41 @@ class AgentRt:
         self.last_offer = 0
         self.misses = 0
         self.indexed: dict[ListKey, tuple[Any, ...]] = {}
-        self.buckets: list[Any] = []  # eligible buckets, cached by the engine
-        self.buckets_gen = -1
+        self._derived_from: AgentConfig | None = None  # the config of _pairs and _subsets
+        self._pairs: frozenset[tuple[str, int]] = frozenset()
+        self._subsets: list[frozenset[str]] | None = None
+
+    def _derive(self) -> None:
+        cfg = self._derived_from = self.config
+        self._pairs = frozenset((s, n) for s, level in cfg.skills.items()
+                                for n in range(1, level + 1))
+        names = sorted(cfg.skills)
+        self._subsets = None if len(names) > _SUBSETS_UP_TO else [
+            frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
+
+    @property
+    def pairs(self) -> frozenset[tuple[str, int]]:
+        """Every (skill, minimum level) the agent meets: s3 meets (s, 1), (s, 2), (s, 3)."""
+        if self._derived_from is not self.config:
+            self._derive()
+        return self._pairs
+
+    def shelves(self, shelves: dict[frozenset[str], Any]) -> Iterator[Any]:
+        """The non-empty shelves (see queues.py) of a queue's channel that the agent may
+        find something on: those of a set of skills it has."""
+        if self._derived_from is not self.config:
+            self._derive()
+        subsets = self._subsets
+        if subsets is not None and len(subsets) <= len(shelves):
+            for names in subsets:
+                found = shelves.get(names)
+                if found:
+                    yield found
+        else:
+            has = self.config.skills.keys()
+            for names, found in shelves.items():
+                if found and names <= has:
+                    yield found
 
     def routable(self, channel: str) -> bool:
         if self.state is not AgentStatus.AVAILABLE:

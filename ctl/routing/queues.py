@@ -1,9 +1,15 @@
 """The waiting side: contacts grouped by what they require, each group a priority heap.
 
 A queue of 100,000 contacts is never scanned to route one. Contacts that require the same
-thing (channel and routing step) wait in one bucket, a heap ordered by priority then age;
-an agent that frees up looks only at the heads of the buckets it qualifies for. Heaps
-delete lazily: an entry is live only while its contact still points at it.
+thing (channel and routing step) wait in one bucket, a heap ordered by priority then age.
+The heads of the non-empty buckets are kept sorted on shelves, one per queue, channel and
+set of required skill names (whatever the levels). An agent that frees up walks only the
+shelves of sets of skills it has, each best first, and stops at the first head it
+qualifies for (only a level, a language or a tier can still rule it out) or that is no
+better than what it found: neither the number of waiting contacts nor that of buckets of
+skills it lacks comes into its cost. Contacts for one agent (sticky routing, transfers)
+are on no shelf: the engine keeps their buckets by agent. Heaps delete lazily: an entry
+is live only while its contact still points at it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
 
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 
@@ -58,8 +66,19 @@ class Bucket:
     queue: str
     channel: str
     requirement: Requirement
+    shelf: SortedList | None  # (head's order, bucket) of non-empty buckets; None: sticky
     heap: list[Order] = field(default_factory=list)
     size: int = 0  # live entries
+    listed: Order | None = None  # the head's order, as on the shelf
+    # The required skills as (skill, level) pairs, and whether they are the whole
+    # requirement: then an agent qualifies if its own pairs include them (AgentRt.pairs).
+    need: frozenset[tuple[str, int]] = frozenset()
+    skills_only: bool = False
+
+    def __post_init__(self) -> None:
+        req = self.requirement
+        self.need = frozenset(req.skills)
+        self.skills_only = not req.languages and not req.tiers and req.agent is None
 
     def push(self, live: Live) -> None:
         o = live.order
@@ -69,11 +88,26 @@ class Bucket:
         live.bucket, live.entry = self, entry
         heapq.heappush(self.heap, entry)
         self.size += 1
+        if self.listed is None or entry < self.listed:
+            self._list(entry)
 
-    def drop(self, live: Live) -> None:
+    def drop(self, live: Live, contacts: dict[str, Live]) -> None:
         """Forget `live` (its heap entry goes stale and is discarded when it surfaces)."""
         live.bucket, live.entry = None, None
         self.size -= 1
+        if live.order == self.listed:
+            head = self.head(contacts)
+            self._list(None if head is None else head.order)
+
+    def _list(self, order: Order | None) -> None:
+        """Keep the bucket's place on its shelf: under its head's order, or off if empty."""
+        shelf = self.shelf
+        if shelf is not None:
+            if self.listed is not None:
+                shelf.remove((self.listed, self))
+            if order is not None:
+                shelf.add((order, self))
+        self.listed = order
 
     def head(self, contacts: dict[str, Live]) -> Live | None:
         heap = self.heap
@@ -99,6 +133,8 @@ class QueueState:
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self.buckets: dict[tuple[str, Requirement], Bucket] = {}
+        # Per channel, per set of required skill names: (head's order, bucket), sorted.
+        self.shelves: dict[str, dict[frozenset[str], SortedList]] = {}
         self.waiting = 0  # queued or offered: what max_length counts
         self.delays: set[float] = set()  # profile delays agents have on this queue
 
@@ -107,5 +143,12 @@ class QueueState:
         found = self.buckets.get(key)
         if found is not None:
             return found, False
-        made = self.buckets[key] = Bucket(self.config.name, channel, requirement)
+        shelf = None
+        if requirement.agent is None:
+            shelves = self.shelves.setdefault(channel, {})
+            names = frozenset(s for s, _ in requirement.skills)
+            shelf = shelves.get(names)
+            if shelf is None:
+                shelf = shelves[names] = SortedList()
+        made = self.buckets[key] = Bucket(self.config.name, channel, requirement, shelf)
         return made, True
