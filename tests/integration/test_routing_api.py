@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.store.db import Database
-from ctl.store.models import Contact, ContactEvent
+from ctl.store.models import Contact, ContactEvent, Customer
 from tests.integration import sip
 from tests.integration.agent_api import Panel
 from tests.integration.conftest import PG_ADMIN
@@ -30,7 +30,7 @@ from tests.integration.harness import CtlProcess, free_port
 ROUTING = {
     "queues": [{"name": "sales", "wrapup_seconds": 1, "offer_timeout": 30},
                {"name": "support", "offer_timeout": 2}],
-    "sticky_wait": 0,
+    "sticky_wait": 5,
 }
 
 
@@ -99,9 +99,11 @@ async def panel(ctl: CtlProcess, http: aiohttp.ClientSession, people: dict[str, 
     return await p.login(people[who], people[f"{who}:pw"])
 
 
-async def new_contact(sup: Panel, queue: str, priority: int = 0) -> str:
-    body = await sup.call("POST", "/api/v1/contacts", {"channel": "chat", "queue": queue,
-                                                       "priority": priority}, expect=201)
+async def new_contact(sup: Panel, queue: str, priority: int = 0,
+                      customer: str | None = None) -> str:
+    body = await sup.call("POST", "/api/v1/contacts", {
+        "channel": "chat", "queue": queue, "priority": priority,
+        "customer": {"kind": "email", "value": customer} if customer else None}, expect=201)
     return str(body["id"])
 
 
@@ -262,6 +264,57 @@ async def test_transfer_to_an_agent_then_to_a_queue(
     assert [s for s, _ in await history(rdb, contact)] == [
         "new", "queued", "offered", "assigned", "queued", "offered", "assigned", "queued",
         "offered", "assigned", "wrapup", "closed"]
+    for p in (alice, bob):
+        await p.state("offline")
+        await p.close()
+
+
+async def test_vip_first_and_returning_customer_to_their_last_agent(
+        ctl_routing: CtlProcess, http: aiohttp.ClientSession, people: dict[str, str],
+        rdb: Database) -> None:
+    alice = await panel(ctl_routing, http, people, "alice")
+    bob = await panel(ctl_routing, http, people, "bob")
+    sup = await panel(ctl_routing, http, people, "sup")
+    await alice.listen()
+    await bob.listen()
+    vip = f"vip-{uuid.uuid4().hex[:6]}@example.com"
+    seed = await new_contact(sup, "support", customer=vip)  # makes the customer
+    await sup.call("POST", f"/api/v1/contacts/{seed}/abandon")
+    async with rdb.session() as s, s.begin():
+        row = await s.get(Contact, seed)
+        assert row is not None and row.customer_id is not None
+        customer = await s.get(Customer, row.customer_id)
+        assert customer is not None
+        customer.tier = "vip"
+
+    plain = await new_contact(sup, "sales")
+    first_vip = await new_contact(sup, "sales", customer=vip)
+    await alice.state("available")  # the VIP, enqueued later, comes first
+    got = (await alice.next("offer"))["offer"]
+    assert got["contact_id"] == first_vip
+    await alice.call("POST", f"/api/v1/offers/{got['id']}/accept")
+    await alice.call("POST", f"/api/v1/contacts/{first_vip}/complete")
+    await alice.call("POST", f"/api/v1/contacts/{first_vip}/wrapup-done")
+    second = (await alice.next("offer", offer__contact_id=plain))["offer"]
+    await alice.call("POST", f"/api/v1/offers/{second['id']}/decline")
+    await alice.state("offline")
+    await sup.call("POST", f"/api/v1/contacts/{plain}/abandon")
+
+    # Bob served the VIP in support; next time they come back to him, though alice has
+    # been idle longer.
+    await bob.state("available")
+    one = await new_contact(sup, "support", customer=vip)
+    got = (await bob.next("offer", offer__contact_id=one))["offer"]
+    await bob.call("POST", f"/api/v1/offers/{got['id']}/accept")
+    await alice.state("available")  # idle from now: longer than bob will be
+    await bob.call("POST", f"/api/v1/contacts/{one}/complete")
+    again = await new_contact(sup, "support", customer=vip)
+    got = (await bob.next("offer", offer__contact_id=again))["offer"]
+    assert got["contact_id"] == again
+    me = await alice.call("GET", "/api/v1/me")
+    assert not me["offers"]
+    await bob.call("POST", f"/api/v1/offers/{got['id']}/accept")
+    await bob.call("POST", f"/api/v1/contacts/{again}/complete")
     for p in (alice, bob):
         await p.state("offline")
         await p.close()
