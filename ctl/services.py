@@ -26,6 +26,7 @@ from ctl.store.db import Database, migrate
 from ctl.store.live import LiveState, make_live
 from ctl.telephony.ami import AmiClient
 from ctl.telephony.ari import AriClient
+from ctl.telephony.callbacks import Callbacks
 from ctl.telephony.calls import CallManager
 from ctl.telephony.events import EventStream
 from ctl.telephony.queueing import VoiceQueues
@@ -61,6 +62,7 @@ class Services:
         )
         self.voice = VoiceQueues(self.ari, self.core, self.db, self.calls,
                                  settings.routing.announce_every)
+        self.callbacks = Callbacks(self.voice, self.calls, self.db, settings)
         for q in settings.routing.queues:
             self.calls.flows[f"queue-{q.name}"] = builtin.queue(q.name, self.voice)
         self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
@@ -84,6 +86,7 @@ class Services:
 
     async def _lead(self) -> None:
         await self.core.start()
+        await self.callbacks.restore()
         self.events.start()
         self.leading = True
 

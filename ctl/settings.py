@@ -113,6 +113,7 @@ class QueueSettings(BaseModel):
     offer_timeout: float = Field(20.0, gt=0)
     ring_count: int = Field(3, ge=1)
     steps: list[StepSettings] = Field(default_factory=list)  # default routing criteria
+    callback: bool = True  # callers may press 1 to leave the line and be called back
 
 
 class RoutingSettings(BaseModel):
@@ -130,6 +131,12 @@ class RoutingSettings(BaseModel):
     announce_every: float = Field(30.0, gt=0)  # callers hear their position this often
     transfer_wait: float = Field(60.0, gt=0)  # a transfer to an agent waits this long for
     # that agent before any agent of the queue may take it
+    # Callbacks: how the customer is dialled ({number}; default: through the first trunk),
+    # how long it rings, and how often and how far apart a failed callback is retried.
+    callback_dial: str | None = None
+    callback_ring: float = Field(30.0, gt=0)
+    callback_retries: int = Field(2, ge=0)
+    callback_retry_after: float = Field(120.0, gt=0)
 
     @field_validator("queues")
     @classmethod

@@ -80,6 +80,9 @@ class Requirement:
 
 
 ANY = Requirement()
+# A step for this "agent" holds a contact in its place without anyone qualifying: a
+# callback waiting for its retry, for instance.
+HOLD = Requirement(agent="-hold-")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from ctl.errors import Forbidden, InvalidTransition, NotFound
 from ctl.routing import store
 from ctl.routing.engine import Engine
 from ctl.routing.model import (
+    HOLD,
     AgentStatus,
     ContactRequest,
     Event,
@@ -151,8 +152,9 @@ class RoutingService:
         await self._run(lambda now: self.engine.end_wrapup(contact_id, now))
 
     async def transfer(self, agent_id: str, contact_id: str, queue: str | None = None,
-                       to_agent: str | None = None) -> None:
-        """Hand an assigned contact to a queue (its own by default) or to one agent first."""
+                       to_agent: str | None = None, hold: float = 0.0) -> None:
+        """Hand an assigned contact to a queue (its own by default) or to one agent first;
+        `hold`: seconds it keeps its place before anyone may take it (a callback retry)."""
         self._own_contact(agent_id, contact_id)
         live = self.engine.contacts[contact_id]
         queue = queue or live.queue
@@ -163,6 +165,9 @@ class RoutingService:
             await self.reload_agent(to_agent)  # known to the database, not yet to routing
         steps = (Step(Requirement(agent=to_agent), self.settings.transfer_wait),) \
             if to_agent else store.steps_from_settings(qs.steps)
+        if hold > 0:
+            steps = (Step(HOLD, hold), *(Step(x.require, None if x.expires_after is None
+                                              else x.expires_after + hold) for x in steps))
 
         async def before(s: AsyncSession, now: float) -> None:
             row = await s.get(Contact, contact_id)

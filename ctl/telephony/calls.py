@@ -57,7 +57,7 @@ class CallManager:
             session.queue.put_nowait(event)
         elif event["type"] == "StasisStart" and event.get("application") == self.ari.app:
             args = [*event.get("args", []), "", ""]
-            if args[0] == LEG:  # an agent answered after the caller had gone
+            if args[0] in (LEG, "callback-leg"):  # answered after its call was gone
                 task = asyncio.create_task(self._drop(channel_id))
                 self._tasks[channel_id] = task
                 return

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +43,10 @@ class VoiceQueues:
         self.waiting: dict[str, CallSession] = {}  # contact id -> the caller's session
         self.legs = calls.legs  # agent phone channel id -> caller's session
         self._endpoints: dict[str, str] = {}
+        self.contacts = calls.contacts
+        # Set by the callback service: the caller pressed 1 to be called back.
+        self.on_callback: Callable[[CallSession], Awaitable[None]] | None = None
+        self.called_back: set[str] = set()  # contacts whose caller left to be called back
         calls.on_close = self.finished
         routing.listeners.append(self.on_routing)
 
@@ -69,11 +74,15 @@ class VoiceQueues:
             if contact not in self.routing.engine.contacts:
                 await self.routing.enqueue(contact, queue, priority=priority)
             elif self.routing.engine.contacts[contact].state == "assigned" and \
-                    await self._talk(call, None) != TRANSFERRED:  # adopted mid-conversation
+                    await self.talk(call, None) != TRANSFERRED:  # adopted mid-conversation
                 return "completed"
             await call.answer()
             while True:  # waiting, then talking; again after each transfer
-                if await self._talk(call, await self._hold(call, rang)) != TRANSFERRED:
+                answered = await self._hold(call, rang)
+                if answered is None:  # to be called back: the caller may go
+                    await call.hangup()
+                    return "callback"
+                if await self.talk(call, answered) != TRANSFERRED:
                     return "completed"
         finally:
             self.waiting.pop(contact, None)
@@ -83,8 +92,9 @@ class VoiceQueues:
                     await self.ari.hangup(leg)
 
     async def _hold(self, call: CallSession, rang: dict[str, tuple[str, str]]
-                    ) -> tuple[str, str]:
-        """Music and announcements until an agent answers: (agent id, phone channel)."""
+                    ) -> tuple[str, str] | None:
+        """Music and announcements until an agent answers: (agent id, phone channel), or
+        None when the caller chose to be called back."""
         await self.ari.start_moh(call.id)
         announce_at = time.monotonic() + self.announce_every
         while True:
@@ -94,9 +104,21 @@ class VoiceQueues:
                 await self._announce(call)
                 announce_at = time.monotonic() + self.announce_every
                 continue
+            if event["type"] == "ChannelDtmfReceived" and event.get("digit") == "1" \
+                    and channel_of(event) == call.id and self._callbacks_allowed(call):
+                assert self.on_callback is not None
+                await self.on_callback(call)
+                self.called_back.add(call.info.contact_id or "")
+                return None
             answered = await self._on_event(call, event, rang)
             if answered is not None:
                 return answered
+
+    def _callbacks_allowed(self, call: CallSession) -> bool:
+        live = self.routing.engine.contacts.get(call.info.contact_id or "")
+        queue = next((q for q in self.routing.settings.queues
+                      if live is not None and q.name == live.queue), None)
+        return bool(self.on_callback and queue and queue.callback and call.info.caller_number)
 
     async def _on_event(self, call: CallSession, event: dict[str, Any],
                         rang: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
@@ -104,7 +126,7 @@ class VoiceQueues:
         kind = event["type"]
         if kind == OFFER:
             offer: Offered = event["event"]
-            leg = await self._ring(call, offer)
+            leg = await self.ring(call, offer)
             if leg is not None:
                 rang[offer.offer_id] = (offer.agent_id, leg)
         elif kind == OFFER_ENDED:
@@ -142,8 +164,11 @@ class VoiceQueues:
             # No answer: the engine's own offer timeout decides, and counts the miss.
         return None
 
-    async def _ring(self, call: CallSession, offer: Offered) -> str | None:
-        leg = uuid.uuid4().hex
+    async def ring(self, call: CallSession, offer: Offered, leg: str | None = None
+                   ) -> str | None:
+        """Ring the offer's agent for `call`: the phone's channel id, or None if it cannot
+        ring (the offer is then declined)."""
+        leg = leg or uuid.uuid4().hex
         self.legs[leg] = call
         # A little longer than the offer: the engine's timeout is the one that counts.
         ring_for = math.ceil(offer.expires_at - self.routing.now()) + 2
@@ -163,7 +188,7 @@ class VoiceQueues:
                                 "offer": offer.offer_id})
         return leg
 
-    async def _talk(self, call: CallSession, answered: tuple[str, str] | None) -> str:
+    async def talk(self, call: CallSession, answered: tuple[str, str] | None) -> str:
         """Caller and agent bridged and recorded, until either hangs up."""
         bridge = call.info.contact_id or uuid.uuid4().hex
         if answered is not None:
@@ -228,6 +253,9 @@ class VoiceQueues:
     async def finished(self, contact_id: str, reason: str) -> bool:
         """The call manager closes a call: if routing holds its contact, routing ends it
         (abandoned while waiting, wrap-up after an agent). True if routing took it."""
+        if contact_id in self.called_back:
+            self.called_back.discard(contact_id)
+            return True  # it stays in its queue, without its caller
         live = self.routing.engine.contacts.get(contact_id)
         if live is None:
             return False

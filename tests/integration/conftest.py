@@ -43,8 +43,13 @@ def ast_env(data_dir: Path) -> dict[str, str]:
         "CTL_LOG_LEVEL": "INFO",
         # Queue "general" (extension 1100): short offers and frequent announcements, so
         # the voice queue tests see both within seconds.
+        # Callbacks dial extensions of [public]: 1999 answers (and hangs up after its
+        # prompt), 1998 does not exist.
         "CTL_ROUTING": json.dumps({"queues": [{"name": "general", "offer_timeout": 4}],
-                                   "announce_every": 2, "sticky_wait": 0}),
+                                   "announce_every": 2, "sticky_wait": 0,
+                                   "callback_dial": "Local/{number}@public",
+                                   "callback_retries": 1, "callback_retry_after": 1,
+                                   "callback_ring": 5}),
     }
 
 

@@ -224,3 +224,65 @@ async def test_agent_transfers_the_call_to_another_agent(
         await agent.panel.state("offline")  # type: ignore[union-attr]
         await agent.panel.close()  # type: ignore[union-attr]
     await no_leftovers(caller, contact.id)
+
+
+async def test_caller_presses_1_keeps_the_place_and_is_called_back(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, http: aiohttp.ClientSession,
+        data_dir: Path) -> None:
+    ours, theirs = await caller.call(QUEUE_NUMBER, caller_id="1999")  # 1999 answers
+    queued = await contact_of(db, theirs, states=("queued",))
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="1")
+    await caller.wait(ours, "StasisEnd")  # the caller is let go...
+    await eventually(lambda: has_event(db, queued.id, "callback", "requested"), 10,
+                     "the callback request")
+    async with db.session(readonly=True) as s:
+        row = await s.get(Contact, queued.id)
+        assert row is not None and row.state == "queued"  # ...and keeps the place
+
+    agent = await new_agent(agent_env(ast_env, backend), asterisk, ctl, http)
+    phone = await ring(agent, "agent_phone_hung_up.xml")  # until the customer hangs up
+    assert agent.panel is not None
+    await agent.panel.state("available")
+    (await sip.finish(phone, 40)).check()
+    contact = await contact_of(db, theirs)
+    events = await events_of(db, contact.id)
+    callbacks = [e.data for e in events if e.kind == "callback"]
+    assert [c["action"] for c in callbacks] == ["requested", "dialling", "answered"]
+    states = [e.to_state for e in events if e.kind == "state"]
+    assert states == ["new", "ivr", "queued", "offered", "assigned", "closed"], states
+    bridged = [e.data for e in events if e.kind == "call" and e.data.get("action") == "bridged"]
+    assert len(bridged) == 1 and bridged[0]["agent"] == agent.panel.agent_id
+    assert (data_dir / "asterisk" / "spool" / "recording" / bridged[0]["recording"]).exists()
+    await agent.panel.state("offline")
+    await no_leftovers(caller, contact.id)
+
+
+async def test_callback_nobody_answers_is_retried_then_given_up(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, http: aiohttp.ClientSession) -> None:
+    ours, theirs = await caller.call(QUEUE_NUMBER, caller_id="1998")  # no such number
+    queued = await contact_of(db, theirs, states=("queued",))
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="1")
+    await eventually(lambda: has_event(db, queued.id, "callback", "requested"), 10,
+                     "the callback request")
+    agent = await new_agent(agent_env(ast_env, backend), asterisk, ctl, http)
+    # The agent's phone answers each attempt and is hung up when the customer cannot be
+    # reached: once, and once more for the retry.
+    phone = await ring(agent, "agent_phone_hung_up.xml", "-m", "2")
+    assert agent.panel is not None
+    await agent.panel.state("available")
+    (await sip.finish(phone, 60)).check()
+    contact = await contact_of(db, theirs)
+    assert (contact.state, contact.close_reason) == ("closed", "callback_failed")
+    events = await events_of(db, contact.id)
+    dialled = [e.data["attempt"] for e in events
+               if e.kind == "callback" and e.data["action"] == "dialling"]
+    assert dialled == [1, 2]  # retried once (callback_retries=1), never twice at a time
+    await agent.panel.state("offline")
+    await no_leftovers(caller, contact.id)
+
+
+async def has_event(db: Database, contact_id: str, kind: str, action: str) -> bool:
+    return any(e.kind == kind and e.data.get("action") == action
+               for e in await events_of(db, contact_id))
