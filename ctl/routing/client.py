@@ -27,6 +27,8 @@ class Routing(Protocol):
     async def end_wrapup(self, agent_id: str, contact_id: str) -> None: ...
     async def transfer(self, agent_id: str, contact_id: str, queue: str | None = None,
                        to_agent: str | None = None, hold: float = 0.0) -> None: ...
+    async def consult(self, agent_id: str, contact_id: str, to_agent: str) -> None: ...
+    async def end_consult(self, agent_id: str, contact_id: str, hand_over: bool) -> None: ...
     async def reload_agent(self, agent_id: str) -> None: ...
     async def agent_status(self, agent_id: str) -> dict[str, Any]: ...
     async def agents(self) -> list[dict[str, Any]]: ...
@@ -34,7 +36,8 @@ class Routing(Protocol):
 
 
 _OPS = frozenset({"enqueue", "end", "set_state", "accept", "decline", "complete",
-                  "end_wrapup", "transfer", "reload_agent", "agent_status", "agents", "queues"})
+                  "end_wrapup", "transfer", "consult", "end_consult", "reload_agent",
+                  "agent_status", "agents", "queues"})
 
 
 class RemoteRouting:
@@ -72,6 +75,14 @@ class RemoteRouting:
                        to_agent: str | None = None, hold: float = 0.0) -> None:
         await self._cluster.call("transfer", agent_id=agent_id, contact_id=contact_id,
                                  queue=queue, to_agent=to_agent, hold=hold)
+
+    async def consult(self, agent_id: str, contact_id: str, to_agent: str) -> None:
+        await self._cluster.call("consult", agent_id=agent_id, contact_id=contact_id,
+                                 to_agent=to_agent)
+
+    async def end_consult(self, agent_id: str, contact_id: str, hand_over: bool) -> None:
+        await self._cluster.call("end_consult", agent_id=agent_id, contact_id=contact_id,
+                                 hand_over=hand_over)
 
     async def reload_agent(self, agent_id: str) -> None:
         await self._cluster.call("reload_agent", agent_id=agent_id)

@@ -20,6 +20,8 @@ from ctl.routing.model import (
     AgentConfig,
     AgentStatus,
     Assigned,
+    ConsultEnded,
+    Consulting,
     ContactRequest,
     Event,
     Offered,
@@ -64,6 +66,7 @@ class Engine:
         # Buckets of contacts for one agent (sticky, transfers), by agent: theirs whatever
         # their routing profile says, and ahead of their queues.
         self._direct: dict[str, list[tuple[Bucket, int, float]]] = {}
+        self.consults: dict[str, str] = {}  # contact id -> the agent consulted
         self.decisions = 0
         for q in queues:
             self.configure_queue(q)
@@ -126,7 +129,8 @@ class Engine:
     def status(self, agent_id: str) -> AgentStatus:
         agent = self._agent(agent_id)
         if agent.state is AgentStatus.AVAILABLE and any(
-                self.contacts[c].state == "wrapup" for c in agent.contacts):
+                (live := self.contacts.get(c)) is not None and live.state == "wrapup"
+                for c in agent.contacts):
             return AgentStatus.WRAPUP
         return agent.state
 
@@ -192,6 +196,7 @@ class Engine:
         live = self._contact(contact_id)
         if live.state != "assigned":
             raise InvalidTransition(f"contact {contact_id} is {live.state}, not assigned")
+        self._drop_consult(live, now)
         wrapup = self.queues[live.queue].config.wrapup_seconds
         if wrapup > 0 and live.agent is not None:
             live.state = "wrapup"
@@ -218,6 +223,7 @@ class Engine:
                                     "contact can be transferred")
         if queue not in self.queues:
             raise NotFound(f"no queue named {queue!r}")
+        self._drop_consult(live, now)
         agent = self.agents[live.agent]
         agent.free(live.req.channel, contact_id)
         agent.idle_since = now
@@ -233,9 +239,56 @@ class Engine:
         self._settle_agent(agent, now)
         return self._flush()
 
+    def consult(self, contact_id: str, to_agent: str, now: float) -> list[Event]:
+        """The agent holding the contact consults `to_agent` (warm transfer), who must be
+        free for the contact's channel and is reserved until the consultation ends."""
+        live = self._contact(contact_id)
+        if live.state != "assigned" or live.agent is None:
+            raise InvalidTransition(f"contact {contact_id} is {live.state}: only an assigned "
+                                    "contact can be transferred")
+        if contact_id in self.consults:
+            raise InvalidTransition(f"contact {contact_id} is already in a consultation")
+        other = self._agent(to_agent)
+        if to_agent == live.agent or not other.routable(live.req.channel):
+            raise InvalidTransition(f"agent {to_agent} is not free for a {live.req.channel} "
+                                    "contact", hint="pick an available agent")
+        other.take(live.req.channel, _consult_key(contact_id))
+        self.consults[contact_id] = to_agent
+        self._index.reindex(other, self._configs)
+        self._out.append(Consulting(contact_id, live.agent, to_agent))
+        return self._flush()
+
+    def end_consult(self, contact_id: str, now: float, hand_over: bool) -> list[Event]:
+        live = self._contact(contact_id)
+        if contact_id not in self.consults or live.agent is None:
+            raise NotFound(f"contact {contact_id} is not in a consultation")
+        to_agent = self.consults.pop(contact_id)
+        other, channel, held_by = self.agents[to_agent], live.req.channel, live.agent
+        other.free(channel, _consult_key(contact_id))
+        self._out.append(ConsultEnded(contact_id, held_by, to_agent, hand_over))
+        if hand_over:
+            old = self.agents[held_by]
+            old.free(channel, contact_id)
+            old.idle_since = now
+            other.take(channel, contact_id)
+            live.agent = to_agent
+            self._settle_agent(old, now)
+        self._settle_agent(other, now)
+        return self._flush()
+
+    def _drop_consult(self, live: Live, now: float) -> None:
+        """The contact ends or moves on mid-consultation: the consulted agent is free."""
+        to_agent = self.consults.pop(live.req.id, None)
+        if to_agent is not None:
+            other = self.agents[to_agent]
+            other.free(live.req.channel, _consult_key(live.req.id))
+            self._out.append(ConsultEnded(live.req.id, live.agent or "", to_agent, False))
+            self._settle_agent(other, now)
+
     def remove(self, contact_id: str, now: float) -> list[Event]:
         """The contact leaves routing whatever its state (abandoned, closed, ticketed)."""
         live = self._contact(contact_id)
+        self._drop_consult(live, now)
         for offer in [self.offers[o] for o in live.offers]:
             self._end_offer(offer, "withdrawn", now, requeue=False)
         if live.state in ("assigned", "wrapup"):
@@ -537,6 +590,10 @@ class Engine:
     def _flush(self) -> list[Event]:
         out, self._out = self._out, []
         return out
+
+
+def _consult_key(contact_id: str) -> str:
+    return f"consult:{contact_id}"  # what the consulted agent holds meanwhile
 
 
 def _delay(agent: AgentRt, queue: str) -> float:

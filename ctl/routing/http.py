@@ -125,6 +125,24 @@ async def transfer_contact(request: web.Request) -> web.Response:
     return _ok()
 
 
+@routes.post("/api/v1/contacts/{contact}/consult")
+async def consult(request: web.Request) -> web.Response:
+    """Warm transfer: {"agent": username} to start; then .../consult/complete or /cancel."""
+    services, who = await _who(request)
+    username = _field(await _body(request), "agent")
+    target = (await services.agents.get(username)).id
+    await services.routing.consult(who.agent_id, request.match_info["contact"], target)
+    return _ok()
+
+
+@routes.post("/api/v1/contacts/{contact}/consult/{action:complete|cancel}")
+async def end_consult(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    await services.routing.end_consult(who.agent_id, request.match_info["contact"],
+                                       request.match_info["action"] == "complete")
+    return _ok()
+
+
 @routes.post("/api/v1/contacts")
 async def create_contact(request: web.Request) -> web.Response:
     """The API channel: a system (or a supervisor) hands in a contact to be routed."""

@@ -174,6 +174,24 @@ class Transferred:
 
 
 @dataclass(frozen=True, slots=True)
+class Consulting:
+    """The agent holding the contact talks to `to_agent` first (a warm transfer); that
+    agent is reserved meanwhile."""
+
+    contact_id: str
+    agent_id: str
+    to_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultEnded:
+    contact_id: str
+    agent_id: str  # who held the contact before
+    to_agent: str
+    handed_over: bool  # True: `to_agent` holds it now; False: it stays with `agent_id`
+
+
+@dataclass(frozen=True, slots=True)
 class WrapupStarted:
     contact_id: str
     agent_id: str
@@ -209,5 +227,5 @@ class AgentChanged:
     reason: str = ""
 
 
-Event = (Offered | OfferEnded | Requeued | Assigned | Transferred | WrapupStarted | Released
-         | Overflowed | StepExpired | AgentChanged)
+Event = (Offered | OfferEnded | Requeued | Assigned | Transferred | Consulting | ConsultEnded
+         | WrapupStarted | Released | Overflowed | StepExpired | AgentChanged)

@@ -179,6 +179,21 @@ class RoutingService:
 
         await self._run(lambda now: self.engine.transfer(contact_id, queue, now, steps), before)
 
+    async def consult(self, agent_id: str, contact_id: str, to_agent: str) -> None:
+        """Warm transfer, first half: talk to `to_agent` while the customer holds."""
+        self._own_contact(agent_id, contact_id)
+        if to_agent not in self.engine.agents:
+            await self.reload_agent(to_agent)
+        await self._run(lambda now: self.engine.consult(contact_id, to_agent, now))
+
+    async def end_consult(self, agent_id: str, contact_id: str, hand_over: bool) -> None:
+        """Warm transfer, second half: hand the contact over, or take the customer back.
+        Either agent of the consultation may end it."""
+        live = self.engine.contacts.get(contact_id)
+        if live is None or agent_id not in (live.agent, self.engine.consults.get(contact_id)):
+            raise Forbidden(f"contact {contact_id} is not yours")
+        await self._run(lambda now: self.engine.end_consult(contact_id, now, hand_over))
+
     async def reload_agent(self, agent_id: str) -> None:
         """Apply an agent's edited skills, profile or capacity."""
         async with self._db.session(readonly=True) as s:

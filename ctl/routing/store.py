@@ -21,6 +21,8 @@ from ctl.routing.model import (
     AgentConfig,
     AgentStatus,
     Assigned,
+    ConsultEnded,
+    Consulting,
     ContactRequest,
     Event,
     Offered,
@@ -188,6 +190,15 @@ async def persist(s: AsyncSession, events: list[Event], queue_ids: dict[str, str
             move_in(s, contact, ContactState.QUEUED, "transferred",
                     {"from_agent": e.agent_id, "queue": e.queue})
             contact.queue_id, contact.agent_id = queue_ids[e.queue], None
+        elif isinstance(e, Consulting):
+            s.add(_log(contact.id, "consult", {"action": "started", "agent": e.agent_id,
+                                               "to": e.to_agent}))
+        elif isinstance(e, ConsultEnded):
+            s.add(_log(contact.id, "consult", {
+                "action": "handed_over" if e.handed_over else "cancelled",
+                "agent": e.agent_id, "to": e.to_agent}))
+            if e.handed_over:
+                contact.agent_id = e.to_agent
         elif isinstance(e, WrapupStarted):
             move_in(s, contact, ContactState.WRAPUP, "wrapup", {"ends_at": e.ends_at})
         elif isinstance(e, Released):

@@ -12,6 +12,8 @@ from ctl.routing.engine import Engine
 from ctl.routing.model import (
     AgentChanged,
     Assigned,
+    ConsultEnded,
+    Consulting,
     Event,
     Offered,
     OfferEnded,
@@ -158,3 +160,6 @@ def messages(engine: Engine, events: list[Event]) -> Iterator[tuple[str, dict[st
             yield f"agent:{e.agent_id}", {"type": "offer", "offer": _offer(engine, e.offer_id)}
         elif isinstance(e, OfferEnded | Assigned | WrapupStarted | Released | AgentChanged):
             yield f"agent:{e.agent_id}", {"type": kind, **body}
+        elif isinstance(e, Consulting | ConsultEnded):  # both agents see it
+            yield f"agent:{e.agent_id}", {"type": kind, **body}
+            yield f"agent:{e.to_agent}", {"type": kind, **body}

@@ -118,6 +118,10 @@ class AriClient:
         await self.request("POST", f"/bridges/{bridge_id}/addChannel",
                            channel=",".join(channel_ids))
 
+    async def remove_from_bridge(self, bridge_id: str, *channel_ids: str) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/removeChannel",
+                           channel=",".join(channel_ids))
+
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", f"/bridges/{bridge_id}")
 

@@ -20,12 +20,13 @@ from sqlalchemy import select
 from ctl.agents.service import endpoint_name
 from ctl.contacts.states import ContactState
 from ctl.errors import CtlError, NoSuchChannel, NotFound, TelephonyError
-from ctl.routing.model import Event, Offered, OfferEnded, Transferred
+from ctl.routing.model import ConsultEnded, Consulting, Event, Offered, OfferEnded, Transferred
 from ctl.routing.service import RoutingService
 from ctl.store.db import Database
 from ctl.store.models import Agent
 from ctl.telephony.ari import AriClient
 from ctl.telephony.calls import LEG, CallManager
+from ctl.telephony.consult import CONSULT, CONSULT_ENDED, Consultation
 from ctl.telephony.events import channel_of
 from ctl.telephony.session import CallSession
 
@@ -54,7 +55,8 @@ class VoiceQueues:
 
     async def on_routing(self, events: list[Event]) -> None:
         """Routing listener: offers of voice contacts go to the session of their call."""
-        kinds = {Offered: OFFER, OfferEnded: OFFER_ENDED, Transferred: TRANSFERRED}
+        kinds = {Offered: OFFER, OfferEnded: OFFER_ENDED, Transferred: TRANSFERRED,
+                 Consulting: CONSULT, ConsultEnded: CONSULT_ENDED}
         for e in events:
             kind = kinds.get(type(e))
             if kind is not None and e.contact_id in self.waiting:  # type: ignore[union-attr]
@@ -68,6 +70,9 @@ class VoiceQueues:
         Hangup if the caller leaves first (the call manager then records the abandon)."""
         contact = call.info.contact_id
         assert contact is not None
+        # Routing moves the contact's state from here on: the IVR's held log lines go
+        # first, and later lines are written as they come (they interleave with routing's).
+        await call.flush_logs(stop_holding=True)
         self.waiting[contact] = call
         rang: dict[str, tuple[str, str]] = {}  # offer id -> (agent id, phone channel id)
         try:
@@ -203,9 +208,19 @@ class VoiceQueues:
                                     "recording": f"{name}.wav"})
         else:
             leg = ""
+        consult = Consultation(self.ari, self.routing, self.legs, self._endpoint, call, bridge)
         try:
             while True:
                 event = await call.next_event()
+                if event["type"] == CONSULT:
+                    await consult.start(event["event"])
+                    continue
+                if event["type"] == CONSULT_ENDED:
+                    leg = await consult.ended(event["event"], leg)
+                    continue
+                if consult.started is not None:
+                    await consult.on_event(event, leg)
+                    continue
                 if event["type"] == TRANSFERRED:
                     await call.log("call", {"action": "transferred",
                                             "queue": event["event"].queue})
@@ -216,6 +231,7 @@ class VoiceQueues:
                     return "completed"
         finally:
             self.legs.pop(leg, None)
+            await consult.cleanup()
             with contextlib.suppress(TelephonyError):
                 await self.ari.destroy_bridge(bridge)
             if leg:

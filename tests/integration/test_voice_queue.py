@@ -286,3 +286,41 @@ async def test_callback_nobody_answers_is_retried_then_given_up(
 async def has_event(db: Database, contact_id: str, kind: str, action: str) -> bool:
     return any(e.kind == kind and e.data.get("action") == action
                for e in await events_of(db, contact_id))
+
+
+async def test_warm_transfer_consults_then_hands_the_caller_over(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, http: aiohttp.ClientSession) -> None:
+    env = agent_env(ast_env, backend)
+    first, second = (await new_agent(env, asterisk, ctl, http),
+                     await new_agent(env, asterisk, ctl, http))
+    first_phone = await ring(first, "agent_phone_hung_up.xml")
+    second_phone = await ring(second, "agent_phone_answer.xml", "-d", "3000")
+    assert first.panel is not None and second.panel is not None
+    await first.panel.listen()
+    await first.panel.state("available")
+    _, theirs = await caller.call(QUEUE_NUMBER)
+    contact_id = (await first.panel.next("Assigned", timeout=20))["contact_id"]
+    await second.panel.state("available")
+    await first.panel.call("POST", f"/api/v1/contacts/{contact_id}/consult",
+                           {"agent": second.username})
+
+    async def agents_talking() -> bool:  # the customer out of the bridge, both phones in
+        bridge = await caller.ari.request("GET", f"/bridges/{contact_id}")
+        return theirs not in bridge["channels"] and len(bridge["channels"]) == 2
+
+    await eventually(agents_talking, 15, "the two agents in the bridge")
+    await first.panel.call("POST", f"/api/v1/contacts/{contact_id}/consult/complete")
+    (await sip.finish(first_phone, 30)).check()  # the first agent is let go
+    (await sip.finish(second_phone, 30)).check()  # the second talks, then hangs up
+    contact = await contact_of(db, theirs)
+    assert contact.agent_id == second.panel.agent_id
+    events = await events_of(db, contact.id)
+    consults = [e.data["action"] for e in events if e.kind == "consult"]
+    assert consults == ["started", "handed_over"]
+    states = [e.to_state for e in events if e.kind == "state"]
+    assert states == ["new", "ivr", "queued", "offered", "assigned", "closed"], states
+    for agent in (first, second):
+        await agent.panel.state("offline")  # type: ignore[union-attr]
+    await first.panel.close()
+    await no_leftovers(caller, contact.id)
