@@ -20,7 +20,15 @@ from sqlalchemy import select
 from ctl.agents.service import endpoint_name
 from ctl.contacts.states import ContactState
 from ctl.errors import CtlError, NoSuchChannel, NotFound, TelephonyError
-from ctl.routing.model import ConsultEnded, Consulting, Event, Offered, OfferEnded, Transferred
+from ctl.routing.model import (
+    ConsultEnded,
+    Consulting,
+    Event,
+    Offered,
+    OfferEnded,
+    Overflowed,
+    Transferred,
+)
 from ctl.routing.service import RoutingService
 from ctl.store.db import Database
 from ctl.store.models import Agent
@@ -33,6 +41,10 @@ from ctl.telephony.session import CallSession
 log = logging.getLogger(__name__)
 
 OFFER, OFFER_ENDED, TRANSFERRED = "CtlOffer", "CtlOfferEnded", "CtlTransferred"
+OVERFLOWED = "CtlOverflowed"
+# What an overflowed caller hears before the line is closed (voicemail and tickets take
+# the contact from its `overflowed` state once they exist).
+OVERFLOW_PROMPT = ["sound:im-sorry", "sound:please-try-call-later"]
 _CAUSE_BUSY, _CAUSE_REJECTED = 17, 21
 
 
@@ -56,7 +68,7 @@ class VoiceQueues:
     async def on_routing(self, events: list[Event]) -> None:
         """Routing listener: offers of voice contacts go to the session of their call."""
         kinds = {Offered: OFFER, OfferEnded: OFFER_ENDED, Transferred: TRANSFERRED,
-                 Consulting: CONSULT, ConsultEnded: CONSULT_ENDED}
+                 Consulting: CONSULT, ConsultEnded: CONSULT_ENDED, Overflowed: OVERFLOWED}
         for e in events:
             kind = kinds.get(type(e))
             if kind is not None and e.contact_id in self.waiting:  # type: ignore[union-attr]
@@ -84,9 +96,9 @@ class VoiceQueues:
             await call.answer()
             while True:  # waiting, then talking; again after each transfer
                 answered = await self._hold(call, rang)
-                if answered is None:  # to be called back: the caller may go
+                if isinstance(answered, str):  # to be called back, or overflowed
                     await call.hangup()
-                    return "callback"
+                    return answered
                 if await self.talk(call, answered) != TRANSFERRED:
                     return "completed"
         finally:
@@ -97,9 +109,10 @@ class VoiceQueues:
                     await self.ari.hangup(leg)
 
     async def _hold(self, call: CallSession, rang: dict[str, tuple[str, str]]
-                    ) -> tuple[str, str] | None:
+                    ) -> tuple[str, str] | str:
         """Music and announcements until an agent answers: (agent id, phone channel), or
-        None when the caller chose to be called back."""
+        "callback" when the caller chose to be called back, "overflowed" when the queue
+        gave up on them."""
         await self.ari.start_moh(call.id)
         announce_at = time.monotonic() + self.announce_every
         while True:
@@ -114,7 +127,13 @@ class VoiceQueues:
                 assert self.on_callback is not None
                 await self.on_callback(call)
                 self.called_back.add(call.info.contact_id or "")
-                return None
+                return "callback"
+            if event["type"] == OVERFLOWED and (
+                    (where := event["event"].overflow) is None or where.kind != "queue"):
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.stop_moh(call.id)
+                await call.play(OVERFLOW_PROMPT)
+                return "overflowed"
             answered = await self._on_event(call, event, rang)
             if answered is not None:
                 return answered

@@ -324,3 +324,15 @@ async def test_warm_transfer_consults_then_hands_the_caller_over(
         await agent.panel.state("offline")  # type: ignore[union-attr]
     await first.panel.close()
     await no_leftovers(caller, contact.id)
+
+
+async def test_queue_that_gives_up_tells_the_caller_and_records_where_it_went(
+        ctl: CtlProcess, db: Database, caller: Caller) -> None:
+    ours, theirs = await caller.call("1101")  # queue "tiny": max_wait 2 s, then voicemail
+    await caller.wait(ours, "StasisEnd", timeout=20)  # apologised to, then hung up
+    contact = await contact_of(db, theirs, states=("overflowed",))
+    assert contact.close_reason == "max_wait"
+    last = [e for e in await events_of(db, contact.id) if e.kind == "state"][-1]
+    assert last.data["to"] == {"kind": "voicemail", "target": ""}
+    prompts = [e.data for e in await events_of(db, contact.id) if e.kind == "prompt"]
+    assert prompts[-1]["media"] == ["sound:im-sorry", "sound:please-try-call-later"]
