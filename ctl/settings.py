@@ -129,6 +129,7 @@ class RoutingSettings(BaseModel):
     sticky_within_hours: float = Field(72.0, ge=0)
     session_hours: float = Field(12.0, gt=0)  # agent API login lifetime
     announce_every: float = Field(30.0, gt=0)  # callers hear their position this often
+    max_misses: int = Field(3, ge=1)  # offers missed in a row before an agent is set away
     transfer_wait: float = Field(60.0, gt=0)  # a transfer to an agent waits this long for
     # that agent before any agent of the queue may take it
     # Callbacks: how the customer is dialled ({number}; default: through the first trunk),

@@ -200,7 +200,7 @@ class RoutingService:
             row = await s.get(Agent, agent_id)
         if row is None:
             raise NotFound(f"no agent {agent_id}")
-        config = store.agent_config(row, set(self.queue_ids))
+        config = store.agent_config(row, set(self.queue_ids), self.settings.max_misses)
         await self._run(lambda now: self.engine.upsert_agent(config, now))
 
     async def agent_status(self, agent_id: str) -> dict[str, Any]:
@@ -257,7 +257,7 @@ class RoutingService:
         self._wake.set()
 
     async def _rebuild(self) -> None:
-        snap = await store.load(self._db, self.settings.queues)
+        snap = await store.load(self._db, self.settings.queues, self.settings.max_misses)
         engine = Engine(store.queue_config(q) for q in self.settings.queues)
         now = self.now()
         events: list[Event] = []

@@ -83,7 +83,7 @@ def steps_from_settings(raw: list[StepSettings]) -> tuple[Step, ...]:
                       s.expires_after) for s in raw)
 
 
-def agent_config(row: Agent, known_queues: set[str]) -> AgentConfig:
+def agent_config(row: Agent, known_queues: set[str], max_misses: int = 3) -> AgentConfig:
     profile = []
     for entry in row.profile or []:
         if entry.get("queue") not in known_queues:
@@ -95,7 +95,7 @@ def agent_config(row: Agent, known_queues: set[str]) -> AgentConfig:
     capacity = {str(k): int(v) for k, v in (row.capacity or {}).items()} or {"voice": 1}
     return AgentConfig(row.id, {str(k): int(v) for k, v in (row.skills or {}).items()},
                        frozenset(row.languages or ()), row.tier, tuple(profile), capacity,
-                       row.voice_exclusive)
+                       row.voice_exclusive, max_misses)
 
 
 # --- restoring -------------------------------------------------------------------------
@@ -125,14 +125,14 @@ async def sync_queues(db: Database, queues: list[QueueSettings]) -> dict[str, st
     return ids
 
 
-async def load(db: Database, queues: list[QueueSettings]) -> Snapshot:
+async def load(db: Database, queues: list[QueueSettings], max_misses: int = 3) -> Snapshot:
     snap = Snapshot(queue_ids=await sync_queues(db, queues))
     names = {v: k for k, v in snap.queue_ids.items()}
     async with db.session() as s, s.begin():
         for row in await s.scalars(select(Agent).order_by(Agent.username)):
             state = AgentStatus(row.state) if row.state in ("available", "away") else \
                 AgentStatus.OFFLINE
-            snap.agents.append((agent_config(row, set(names.values())), state,
+            snap.agents.append((agent_config(row, set(names.values()), max_misses), state,
                                 row.state_reason or ""))
         stmt = (select(Contact).where(Contact.state.in_(
             ["queued", "offered", "assigned", "wrapup"]))
