@@ -7,20 +7,36 @@ re-reads it and re-validates its transition against the winner's state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import case, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from ctl.contacts.states import FINAL, ContactState, check
+from ctl.customers.service import identify_in
 from ctl.errors import InvalidTransition, NotFound
 from ctl.store.db import Database
-from ctl.store.models import CHANNELS, Contact, ContactEvent, new_id, utcnow
+from ctl.store.models import CHANNELS, Base, Contact, ContactEvent, new_id, utcnow
 
 _FINAL = [s.value for s in FINAL]
 _ATTEMPTS = 3
+_CONTACTS, _EVENTS = Base.metadata.tables["contacts"], Base.metadata.tables["contact_events"]
+
+# An interaction event recorded now and written later (kind, data, when): see logged().
+Logged = tuple[str, dict[str, Any], datetime]
+# A state change: (to, reason, data).
+Move = tuple[ContactState, str, dict[str, Any] | None]
+
+
+def logged(kind: str, data: dict[str, Any]) -> Logged:
+    """An interaction event (not a state change) as of now, for log_many() or finish()."""
+    if kind == "state":
+        raise ValueError("state events are written by transition()")
+    return kind, dict(data), utcnow()
 
 
 class ContactService:
@@ -32,24 +48,49 @@ class ContactService:
         channel: str,
         *,
         customer_id: str | None = None,
+        identity: tuple[str, str] | None = None,
         external_ref: str | None = None,
         node: str | None = None,
         attributes: dict[str, Any] | None = None,
         reason: str = "created",
+        then: Move | None = None,
     ) -> Contact:
+        """A new contact, in one transaction with what comes with it.
+
+        `identity` (kind, normalised value) identifies its customer, created on first
+        sight. `then` (state, reason, data) is its first move, e.g. into the IVR: the row
+        is stored in that state and both state events (new, then `then`) are written.
+        """
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; known: {', '.join(sorted(CHANNELS))}")
-        now = utcnow()
-        contact = Contact(
-            id=new_id(), channel=channel, customer_id=customer_id, external_ref=external_ref,
-            node=node, state=ContactState.NEW.value, priority=0,
-            attributes=dict(attributes or {}), criteria=[], created_at=now, updated_at=now,
-        )
-        async with self._db.session() as s, s.begin():
-            s.add(contact)
-            await s.flush()  # no relationship() tells the flush that the event depends on it
-            s.add(_event(contact.id, "state", None, ContactState.NEW, reason, None))
-        return contact
+        if then is not None:
+            check(ContactState.NEW, then[0])
+        for attempt in range(_ATTEMPTS):
+            now = utcnow()
+            row: dict[str, Any] = {
+                "id": new_id(), "channel": channel, "customer_id": customer_id,
+                "external_ref": external_ref, "node": node, "state": ContactState.NEW.value,
+                "priority": 0, "attributes": dict(attributes or {}), "criteria": [],
+                "created_at": now, "updated_at": now, "version": 1,
+            }
+            events = [_row(row["id"], "state", None, ContactState.NEW, reason, None, now)]
+            if then is not None:
+                to, why, data = then
+                events.append(_row(row["id"], "state", ContactState.NEW, to, why, data, now))
+                row["state"] = ContactState(to).value
+            try:
+                async with self._db.session() as s, s.begin():
+                    if identity is not None:
+                        row["customer_id"] = await identify_in(s, *identity)
+                    # Plain INSERTs, in this order: the contact, then its events.
+                    await s.execute(insert(_CONTACTS), row)
+                    await s.execute(insert(_EVENTS), events)
+            except IntegrityError:
+                if identity is None or attempt == _ATTEMPTS - 1:
+                    raise
+                continue  # a concurrent identify() created the customer first: use theirs
+            return Contact(**row)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def transition(
         self, contact_id: str, to: ContactState | str, reason: str,
@@ -59,19 +100,25 @@ class ContactService:
 
     async def finish(
         self, contact_id: str, to: ContactState | str, reason: str,
-        data: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None, *, logged: Sequence[Logged] = (),
     ) -> Contact:
-        """Move to the final state `to`, or do nothing if the contact is already final."""
+        """Move to the final state `to`, or do nothing if the contact is already final.
+        `logged` (interaction events held back by the caller) are written first, in the
+        same transaction, even when the contact was already final."""
         if to not in FINAL:
             raise ValueError(f"finish() needs a final state, not {to!r}")
-        return await self._move(contact_id, to, reason, data, finish=True)
+        return await self._move(contact_id, to, reason, data, finish=True, logged=logged)
 
     async def log(self, contact_id: str, kind: str, data: dict[str, Any]) -> None:
-        if kind == "state":
-            raise ValueError("state events are written by transition()")
+        await self.log_many(contact_id, [logged(kind, data)])
+
+    async def log_many(self, contact_id: str, events: Sequence[Logged]) -> None:
+        """Interaction events (see logged()) in one transaction, in their order."""
+        if not events:
+            return
         async with self._db.session() as s, s.begin():
             await _load(s, contact_id)
-            s.add(_event(contact_id, kind, None, None, None, data))
+            await s.execute(insert(_EVENTS), [_logged_row(contact_id, e) for e in events])
 
     async def get(self, contact_id: str) -> Contact:
         async with self._db.session(readonly=True) as s:
@@ -103,12 +150,14 @@ class ContactService:
 
     async def _move(
         self, contact_id: str, to: ContactState | str, reason: str,
-        data: dict[str, Any] | None, *, finish: bool,
+        data: dict[str, Any] | None, *, finish: bool, logged: Sequence[Logged] = (),
     ) -> Contact:
         for _ in range(_ATTEMPTS):
             try:
                 async with self._db.session() as s, s.begin():
                     contact = await _load(s, contact_id)
+                    if logged:  # before the state event: ids keep the order of events
+                        s.add_all([ContactEvent(**_logged_row(contact_id, e)) for e in logged])
                     if finish and contact.state in FINAL:
                         return contact
                     check(contact.state, to)
@@ -158,7 +207,17 @@ def _event(
     contact_id: str, kind: str, frm: str | None, to: str | None, reason: str | None,
     data: dict[str, Any] | None, *, at: datetime | None = None,
 ) -> ContactEvent:
-    return ContactEvent(
-        contact_id=contact_id, at=at or utcnow(), kind=kind, from_state=frm,
-        to_state=None if to is None else str(to), reason=reason, data=dict(data or {}),
-    )
+    return ContactEvent(**_row(contact_id, kind, frm, to, reason, data, at or utcnow()))
+
+
+def _row(contact_id: str, kind: str, frm: str | None, to: str | None, reason: str | None,
+         data: dict[str, Any] | None, at: datetime) -> dict[str, Any]:
+    return {"contact_id": contact_id, "at": at, "kind": kind, "from_state": frm,
+            "to_state": None if to is None else str(to), "reason": reason,
+            "data": dict(data or {})}
+
+
+def _logged_row(contact_id: str, event: Logged) -> dict[str, Any]:
+    kind, data, at = event
+    return _row(contact_id, kind, None, None, None, data, at)
+

@@ -21,8 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ctl.agents.service import AgentService
 from ctl.asterisk.config import AgentEndpoint
-from ctl.contacts.service import ContactService
-from ctl.contacts.states import FINAL
+from ctl.contacts.service import ContactService, logged
+from ctl.contacts.states import FINAL, ContactState
 from ctl.customers.identity import normalize_email, normalize_phone
 from ctl.customers.service import CustomerService
 from ctl.errors import ConfigError, InvalidTransition, NotFound
@@ -222,6 +222,48 @@ async def test_concurrent_transitions_have_one_winner(store: Database) -> None:
     again = await asyncio.gather(*(svc.finish(c.id, "closed", "sweep") for _ in range(5)))
     assert {r.state for r in again} == {winners[0].state}
     assert len(await svc.events(c.id)) == 3
+
+
+async def test_open_with_its_customer_and_first_move_in_one_transaction(
+        store: Database) -> None:
+    svc = ContactService(store)
+    before = await _count(store, select(func.count()).select_from(Customer))
+    # Callers with a new number at once: one customer, whoever creates it (on PostgreSQL
+    # the losers hit the unique identity and retry their whole transaction).
+    opened = await asyncio.gather(*(svc.open(
+        "voice", identity=("phone", "+12025550177"), external_ref=f"one.{i}",
+        then=(ContactState.IVR, "flow_started", {"flow": "demo"})) for i in range(8)))
+    assert await _count(store, select(func.count()).select_from(Customer)) == before + 1
+    assert len({c.customer_id for c in opened}) == 1 and opened[0].customer_id is not None
+    for c in opened:
+        got = await svc.get(c.id)
+        assert (got.state, got.version, got.customer_id) == ("ivr", 1, c.customer_id)
+        events = await svc.events(c.id)
+        assert [(e.from_state, e.to_state, e.reason) for e in events] == [
+            (None, "new", "created"), ("new", "ivr", "flow_started")]
+        assert events[1].data == {"flow": "demo"}
+    with pytest.raises(InvalidTransition):  # the first move is checked before any write
+        await svc.open("voice", then=(ContactState.WRAPUP, "skip", None))
+
+
+async def test_held_log_lines_are_written_before_the_state_change(store: Database) -> None:
+    svc = ContactService(store)
+    c = await svc.open("voice", then=(ContactState.IVR, "flow_started", None))
+    held = [logged("call", {"action": "answered"}), logged("prompt", {"state": "done"})]
+    await svc.log_many(c.id, [logged("call", {"action": "early"})])
+    await svc.finish(c.id, "closed", "completed", logged=held)
+    events = await svc.events(c.id)
+    assert [(e.kind, e.to_state or e.data.get("action") or e.data.get("state"))
+            for e in events] == [("state", "new"), ("state", "ivr"), ("call", "early"),
+                                 ("call", "answered"), ("prompt", "done"),
+                                 ("state", "closed")]
+    assert events[3].at == held[0][2]  # when it happened, not when it was written
+    # Already final: the lines are still kept, the state is not touched.
+    await svc.finish(c.id, "abandoned", "late", logged=[logged("call", {"action": "late"})])
+    events = await svc.events(c.id)
+    assert events[-1].data == {"action": "late"} and (await svc.get(c.id)).state == "closed"
+    with pytest.raises(ValueError):
+        logged("state", {})
 
 
 # --- customers ----------------------------------------------------------------------
