@@ -89,13 +89,17 @@ class CallManager:
             reason = "caller_hangup"
         except asyncio.CancelledError:
             # Controller shutting down: the call stays in Stasis and the next controller
-            # adopts it, so its contact must stay open.
+            # adopts it, so its contact must stay open (its held log lines are written).
+            with contextlib.suppress(Exception):
+                await call.flush_logs()
             raise
         except TelephonyUnavailable as e:
             # ARI is unreachable but the call may be alive in Asterisk: keep the contact
             # open; a resync, once ARI answers again, adopts the channel or sweeps it.
             log.warning("ARI unreachable mid-call: %s", e, extra={"ctx": {"channel": call.id}})
             self._recover()
+            with contextlib.suppress(Exception):
+                await call.flush_logs(stop_holding=True)
             return
         except Exception as e:
             log.exception("call failed", extra={"ctx": {"channel": call.id}})
@@ -129,23 +133,29 @@ class CallManager:
                 backoff = min(backoff * 2, 5.0)
 
     async def _open(self, call: CallSession) -> None:
+        """Open the call's contact in one transaction (customer identified, contact created
+        and moved to the IVR) and hold its log lines until it changes state again; an
+        adopted call takes its contact back."""
         info = call.info
-        existing = await self.contacts.by_external_ref("voice", info.channel_id)
+        # Only an adopted call can have a contact already: a channel enters Stasis once,
+        # and a StasisStart this controller missed makes resync adopt the channel.
+        existing = await self.contacts.by_external_ref("voice", info.channel_id) \
+            if info.adopted else None
         if existing is not None and existing.state not in FINAL:
             info.contact_id = existing.id
-            await self.contacts.log(existing.id, "call", {"action": "adopted", "node": self.node})
+            await call.log("call", {"action": "adopted", "node": self.node})
         else:
             phone = normalize_phone(info.caller_number, self.region)
-            customer = await self.customers.identify("phone", phone) if phone else None
             contact = await self.contacts.open(
-                "voice", customer_id=customer, external_ref=info.channel_id, node=self.node,
+                "voice", identity=("phone", phone) if phone else None,
+                external_ref=info.channel_id, node=self.node,
                 attributes={"flow": info.flow, "did": info.did,
                             "caller": phone or info.caller_number,
                             "caller_name": info.caller_name},
+                then=(ContactState.IVR, "flow_started", {"flow": info.flow}),
             )
             info.contact_id = contact.id
-            await self.contacts.transition(contact.id, ContactState.IVR, "flow_started",
-                                           {"flow": info.flow})
+            call.hold_logs()  # this session moves the contact's state from here on
         await self.live.put_call(info.channel_id, info.contact_id, self.node)
 
     async def _close(self, call: CallSession, final: ContactState, reason: str,
@@ -156,8 +166,9 @@ class CallManager:
         if contact is None:
             return
         if self.on_close is not None and await self.on_close(contact, reason):
+            await call.flush_logs()  # nothing, normally: routing's flows do not hold lines
             return
-        await self.contacts.finish(contact, final, reason, data)
+        await self.contacts.finish(contact, final, reason, data, logged=call.take_logs())
 
     async def resync(self) -> None:
         """After every (re)connect: adopt calls in Stasis we do not know, end the rest."""

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctl.contacts.service import ContactService
+from ctl.contacts.service import ContactService, Logged, logged
 from ctl.errors import NoSuchChannel
 from ctl.telephony.ari import AriClient
 from ctl.telephony.events import Event, channel_of
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # Put on every live session's queue after an ARI reconnect: events may have been lost, so
 # whatever the session waits for must be re-checked over REST.
 RESYNC = "CtlResync"
+# Held-back log lines are written anyway once this many wait, or the oldest is this old.
+HOLD_MAX_LINES, HOLD_MAX_SECONDS = 20, 5.0
 
 
 class Hangup(Exception):
@@ -55,6 +57,8 @@ class CallSession:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self._gone: Hangup | None = None
         self._stash: list[Event] = []
+        self._held: list[Logged] | None = None  # None: log() writes at once
+        self._held_since = 0.0
 
     @property
     def id(self) -> str:
@@ -114,5 +118,38 @@ class CallSession:
 
 
     async def log(self, kind: str, data: dict[str, Any]) -> None:
-        if self.info.contact_id is not None:
+        """Record an interaction event of the call's contact: at once, or held back while
+        the session owns the contact (see hold_logs)."""
+        if self.info.contact_id is None:
+            return
+        if self._held is None:
             await self.contacts.log(self.info.contact_id, kind, data)
+            return
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held.append(logged(kind, data))
+        if len(self._held) >= HOLD_MAX_LINES or \
+                time.monotonic() - self._held_since >= HOLD_MAX_SECONDS:
+            await self.flush_logs()
+
+    def hold_logs(self) -> None:
+        """From now on log() keeps lines in memory; they are written with the contact's
+        next state change (take_logs), by flush_logs, or once too many or too old. A crash
+        loses the held lines, never a state change: only the session that moves the
+        contact's state may hold its lines."""
+        if self._held is None:
+            self._held = []
+
+    def take_logs(self) -> list[Logged]:
+        """The held lines, for the caller's transaction; holding goes on."""
+        held, self._held = self._held or [], [] if self._held is not None else None
+        return held
+
+    async def flush_logs(self, *, stop_holding: bool = False) -> None:
+        """Write the held lines now (one transaction); `stop_holding`: log() writes at
+        once from now on, e.g. when routing takes over the contact's state."""
+        held = self.take_logs()
+        if stop_holding:
+            self._held = None
+        if held and self.info.contact_id is not None:
+            await self.contacts.log_many(self.info.contact_id, held)
