@@ -25,6 +25,7 @@ from ctl.routing.model import (
     Step,
     Transferred,
     WrapupStarted,
+    later,
 )
 from ctl.routing.policies import AgentRt
 from ctl.routing.queues import Live
@@ -174,10 +175,9 @@ class Engine(Core):
         agent.free(live.req.channel, contact_id)
         agent.idle_since = now
         self._out.append(Transferred(contact_id, live.agent, queue))
-        since = now - live.req.enqueued_at  # steps count from now, not from the first enqueue
-        moved = Live(replace(live.req, queue=queue, steps=tuple(
-            Step(s.require, None if s.expires_after is None else s.expires_after + since)
-            for s in steps)))
+        # Steps count from now, not from the first enqueue.
+        moved = Live(replace(live.req, queue=queue,
+                             steps=later(steps, now - live.req.enqueued_at)))
         del self.contacts[contact_id]
         self._admit(moved, queue, now, hops=1)
         if contact_id in self.contacts:

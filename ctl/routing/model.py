@@ -91,6 +91,13 @@ class Step:
     expires_after: float | None = None  # seconds after the contact was enqueued; None: never
 
 
+def later(steps: tuple[Step, ...], by: float, first: Step | None = None) -> tuple[Step, ...]:
+    """`steps` expiring `by` seconds later, after `first` if given (which lasts `by`)."""
+    moved = tuple(Step(s.require, None if s.expires_after is None else s.expires_after + by)
+                  for s in steps)
+    return moved if first is None else (first, *moved)
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileEntry:
     """One queue in an agent's routing profile (Amazon Connect's meaning)."""

@@ -32,6 +32,7 @@ from ctl.routing.model import (
     Event,
     Requirement,
     Step,
+    later,
 )
 from ctl.routing.notifier import Message, Notifier
 from ctl.routing.views import Stats, agent_view, expected_wait, messages, position, queue_view
@@ -88,10 +89,8 @@ class RoutingService:
         priority += self.settings.tier_priority.get(tier or "", 0)
         steps = store.steps_from_settings(qs.steps) if steps is None else steps
         if sticky and self.settings.sticky_wait > 0:
-            first = Step(Requirement(agent=sticky), self.settings.sticky_wait)
-            steps = (first, *(Step(s.require, None if s.expires_after is None
-                                   else s.expires_after + self.settings.sticky_wait)
-                              for s in steps))
+            wait = self.settings.sticky_wait
+            steps = later(steps, wait, Step(Requirement(agent=sticky), wait))
 
         async def before(s: AsyncSession, now: float) -> None:
             row = await s.get(Contact, contact_id)
@@ -166,16 +165,12 @@ class RoutingService:
         steps = (Step(Requirement(agent=to_agent), self.settings.transfer_wait),) \
             if to_agent else store.steps_from_settings(qs.steps)
         if hold > 0:
-            steps = (Step(HOLD, hold), *(Step(x.require, None if x.expires_after is None
-                                              else x.expires_after + hold) for x in steps))
+            steps = later(steps, hold, Step(HOLD, hold))
 
         async def before(s: AsyncSession, now: float) -> None:
             row = await s.get(Contact, contact_id)
             if row is not None:  # what a restart rebuilds the transferred contact from
-                since = now - live.req.enqueued_at
-                row.criteria = store.steps_to_json(tuple(
-                    Step(x.require, None if x.expires_after is None else x.expires_after + since)
-                    for x in steps))
+                row.criteria = store.steps_to_json(later(steps, now - live.req.enqueued_at))
 
         await self._run(lambda now: self.engine.transfer(contact_id, queue, now, steps), before)
 
