@@ -68,7 +68,9 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/logout")
 async def logout(request: web.Request) -> web.Response:
-    services, _ = await _who(request)
+    """End the session; the agent goes offline (its pending offers go to others)."""
+    services, who = await _who(request)
+    await services.routing.set_state(who.agent_id, "offline")
     await services.auth.logout(request.headers["Authorization"].partition(" ")[2])
     return _ok()
 

@@ -127,6 +127,11 @@ async def test_login_and_roles(ctl_routing: CtlProcess, http: aiohttp.ClientSess
     assert me["status"] == "offline" and me["capacity"]["chat"] == 3
     bad = await alice.call("PUT", "/api/v1/me/state", {"state": "sleeping"}, expect=409)
     assert "sleeping" in bad["message"]
+    await alice.state("available")
+    await alice.call("POST", "/api/v1/logout")
+    await alice.call("GET", "/api/v1/me", expect=401)  # the token is dead...
+    again = await panel(ctl_routing, http, people, "alice")
+    assert (await again.call("GET", "/api/v1/me"))["status"] == "offline"  # ...and she is
 
 
 async def test_offer_accept_wrapup_close(ctl_routing: CtlProcess, http: aiohttp.ClientSession,
