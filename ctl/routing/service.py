@@ -269,6 +269,7 @@ class RoutingService:
         async with self._db.session() as s, s.begin():
             await store.persist(s, events, snap.queue_ids)
         self.engine, self.queue_ids = engine, snap.queue_ids
+        self._told(events)  # offers made while rebuilding reach the panels now
         log.info("routing: %d agents, %d waiting, %d held", len(snap.agents),
                  len(snap.waiting), len(snap.held))
 
