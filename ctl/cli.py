@@ -86,7 +86,48 @@ def _parser() -> argparse.ArgumentParser:
     rm = agents.add_parser("remove")
     rm.add_argument("username")
     rm.set_defaults(func=cmd_agent_remove)
+    sim = sub.add_parser("simulate", help="run a scenario through the routing engine on a "
+                         "virtual clock; print service level, ASA, abandonment, occupancy")
+    sim.add_argument("scenario", type=Path, help="scenario YAML (see examples/simulate/)")
+    sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    sim.add_argument("--json", action="store_true", help="print the figures as JSON")
+    sim.set_defaults(func=cmd_simulate)
+    plan = sub.add_parser("plan", help="agents needed for a service level target (Erlang C)")
+    plan.add_argument("--rate", type=_number(0, None, False), required=True,
+                      metavar="CALLS_PER_HOUR", help="contacts offered per hour")
+    plan.add_argument("--aht", type=_number(0, None, False), required=True, metavar="SECONDS",
+                      help="average handle time, wrap-up included")
+    plan.add_argument("--sla", type=_number(0, None, True), required=True, metavar="SECONDS",
+                      help="answered within this many seconds")
+    plan.add_argument("--target", type=_number(0, 1, False), required=True, metavar="FRACTION",
+                      help="fraction to answer within --sla, e.g. 0.8")
+    plan.add_argument("--max-occupancy", type=_number(0, 1, False, top_ok=True), default=1.0,
+                      metavar="FRACTION", help="cap on agent occupancy, e.g. 0.85")
+    plan.add_argument("--shrinkage", type=_number(0, 1, True), default=0.0, metavar="FRACTION",
+                      help="share of paid time off the phones (breaks, training), e.g. 0.3")
+    plan.add_argument("--json", action="store_true", help="print the figures as JSON")
+    plan.set_defaults(func=cmd_plan)
     return p
+
+
+def _number(low: float, high: float | None, low_ok: bool, top_ok: bool = False
+            ) -> Callable[[str], float]:
+    """An argparse type: a number above `low` (or equal, if `low_ok`) and below `high`."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        above = v >= low if low_ok else v > low
+        below = high is None or (v <= high if top_ok else v < high)
+        if not (above and below):
+            if high is None:
+                raise argparse.ArgumentTypeError(f"{text} must be {'>=' if low_ok else '>'} "
+                                                 f"{low:g}")
+            raise argparse.ArgumentTypeError(f"{text} must be between {low:g} and {high:g} "
+                                             "(a fraction: 0.8, not 80)")
+        return v
+    return parse
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -94,6 +135,27 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 
     migrate(settings.db_url)
     print("database is at the latest migration")
+    return 0
+
+
+def cmd_simulate(_: Settings, args: argparse.Namespace) -> int:
+    from ctl.routing.scenario import load_scenario
+    from ctl.routing.simulate import simulate
+
+    report = simulate(load_scenario(args.scenario), args.seed, args.scenario)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.render())
+    return 1 if report.problems else 0
+
+
+def cmd_plan(_: Settings, args: argparse.Namespace) -> int:
+    from ctl.routing.erlang import plan
+
+    try:
+        result = plan(args.rate, args.aht, args.sla, args.target, args.max_occupancy,
+                      args.shrinkage)
+    except ValueError as e:
+        raise CtlError(str(e)) from None
+    print(json.dumps(result.as_dict(), indent=2) if args.json else result.render())
     return 0
 
 
