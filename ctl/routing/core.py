@@ -173,13 +173,14 @@ class Core:
         queue = self.queues[live.queue].config
         channel, requirement = live.req.channel, live.requirement
         want = queue.ring_count if queue.policy == "ring_all" else 1
-        waited = now - live.queued_at
         chosen: list[AgentRt] = []
         for agent_id in self._index.candidates(queue, channel, requirement):
             agent = self.agents.get(agent_id)
             if (agent is None or agent_id in live.excluded or not agent.routable(channel)
                     or not requirement.admits(agent.config)
-                    or (requirement.agent is None and _delay(agent, live.queue) > waited)):
+                    # As the delay's timer computes it: a subtraction could round below it.
+                    or (requirement.agent is None
+                        and live.queued_at + _delay(agent, live.queue) > now)):
                 continue
             chosen.append(agent)
             if len(chosen) == want:
@@ -230,12 +231,12 @@ class Core:
                                 continue  # a level, a language or a tier it lacks
                             top = found = contacts[order[3]]
                             if agent_id in top.excluded or (
-                                    delay and now - top.queued_at < delay):
+                                    delay and top.queued_at + delay > now):
                                 # The slow walk, for agents who declined the head or see
                                 # this queue late: the first contact, in order, it may take.
                                 later = next((c for c in bucket.in_order(contacts)
                                               if agent_id not in c.excluded
-                                              and now - c.queued_at >= delay), None)
+                                              and c.queued_at + delay <= now), None)
                                 if later is None:
                                     continue
                                 found = later
@@ -316,7 +317,7 @@ class Core:
             live.excluded.add(agent.config.id)  # declined, timed out, unreachable...
         if requeue and not live.offers and live.state == "offered":
             max_wait = self.queues[live.queue].config.max_wait
-            if max_wait is not None and now - live.queued_at >= max_wait:
+            if max_wait is not None and live.queued_at + max_wait <= now:
                 self.queues[live.queue].waiting -= 1
                 self._overflow(live, "max_wait", now, hops=0)
             else:

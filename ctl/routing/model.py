@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 VOICE = "voice"
 
@@ -50,13 +51,16 @@ class QueueConfig:
     ring_count: int = 3  # ring_all: how many agents one contact is offered to at once
 
 
+_NONE: frozenset[Any] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class Requirement:
     """What an agent must have to take a contact under one routing step."""
 
     skills: tuple[tuple[str, int], ...] = ()  # (skill, minimum level), sorted by skill
-    languages: frozenset[str] = frozenset()
-    tiers: frozenset[int] = frozenset()  # empty: any tier
+    languages: frozenset[str] = _NONE
+    tiers: frozenset[int] = _NONE  # empty: any tier
     agent: str | None = None  # one agent only (sticky routing, transfer to an agent)
 
     @staticmethod
@@ -65,8 +69,11 @@ class Requirement:
         for skill, level in (skills or {}).items():
             if not 1 <= level <= 5:
                 raise ValueError(f"skill {skill!r}: level {level} is outside 1..5")
-        return Requirement(tuple(sorted((skills or {}).items())), frozenset(languages),
-                           frozenset(tiers), agent)
+        # Most requirements have no languages or tiers: one shared empty set saves ~70 MB
+        # over 100,000 waiting contacts (see bench/README.md).
+        return Requirement(tuple(sorted((skills or {}).items())),
+                           frozenset(languages) if languages else _NONE,
+                           frozenset(tiers) if tiers else _NONE, agent)
 
     def admits(self, agent: AgentConfig) -> bool:
         if self.agent is not None and agent.id != self.agent:

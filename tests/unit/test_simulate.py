@@ -460,12 +460,8 @@ def test_random_scenarios_keep_the_engine_settled_and_lose_nothing(data: dict[st
     assert not math.isnan(o.avg_wait or 0.0)
 
 
-# --- engine problems found by simulating ---------------------------------------------------
+# --- once an engine bug, found by simulating (float rounding at a profile delay) -------------
 
-@pytest.mark.xfail(strict=True, reason="engine: a profile delay's timer fires at queued_at + "
-                   "delay but the engine tests now - queued_at >= delay, which rounding can "
-                   "make false; the contact then waits for ever next to a free agent. The "
-                   "simulator counts in 1/1024 s so that this cannot happen there.")
 def test_engine_offers_a_contact_when_the_profile_delay_is_over() -> None:
     from ctl.routing.engine import Engine
     from ctl.routing.model import AgentConfig, ContactRequest, Offered, ProfileEntry, QueueConfig
