@@ -145,10 +145,19 @@ class RoutingSettings(BaseModel):
         names = [q.name for q in v]
         if len(set(names)) != len(names):
             raise ValueError(f"queue names must be unique (got {names})")
-        for q in v:
-            if q.overflow and q.overflow.kind == "queue" and q.overflow.target not in names:
-                raise ValueError(f"queue {q.name!r} overflows to unknown queue "
-                                 f"{q.overflow.target!r}")
+        into = {q.name: q.overflow.target for q in v
+                if q.overflow and q.overflow.kind == "queue"}
+        for name, target in into.items():
+            if target not in names:
+                raise ValueError(f"queue {name!r} overflows to unknown queue {target!r}")
+        for start in into:  # a contact must not bounce between queues for ever
+            seen, at = [start], into[start]
+            while at in into and at not in seen:
+                seen.append(at)
+                at = into[at]
+            if at == start:
+                raise ValueError("queues overflow into each other in a loop: "
+                                 + " -> ".join([*seen, start]))
         return v
 
 

@@ -57,3 +57,18 @@ def test_trunk_dids_must_be_numbers(tmp_path: Path) -> None:
 def test_settings_file_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_settings(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_routing_queues_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "routing:\n  queues:\n    - name: a\n      overflow: {kind: queue, "
+                          "target: b}\n    - name: b\n      overflow: {kind: queue, target: a}\n")
+    with pytest.raises(ConfigError, match=r"ctl.yaml:\d+:\d+: routing.queues.*in a loop: "
+                                          r"a -> b -> a"):
+        load_settings(cfg)
+    cfg = write(tmp_path, "routing:\n  queues:\n    - name: a\n      policy: fastest\n")
+    with pytest.raises(ConfigError, match=r"ctl.yaml:4:15: routing.queues.0.policy"):
+        load_settings(cfg)
+    cfg = write(tmp_path, "routing:\n  queues:\n    - name: a\n      steps:\n"
+                          "        - {skills: {billing: 7}}\n")
+    with pytest.raises(ConfigError, match=r"ctl.yaml:\d+:\d+: .*billing.*outside 1..5"):
+        load_settings(cfg)
