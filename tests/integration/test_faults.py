@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
 from ctl.errors import NotFound
 from ctl.settings import load_settings
 from ctl.store.db import Database
+from ctl.store.models import Contact
 from tests.integration.harness import Caller, CtlProcess, caller_app, eventually, free_port
 from tests.integration.proxy import CuttableProxy
 from tests.integration.test_calls import assert_nothing_left, events_of, final_contact
@@ -116,6 +118,32 @@ async def test_caller_leaving_while_controller_is_down_is_closed_on_restart(
     await f_ctl.start()
     contact = await final_contact(f_db, theirs)
     assert (contact.state, contact.close_reason) == ("closed", "ended_while_controller_away")
+
+
+async def test_caller_waiting_in_a_queue_keeps_the_place_across_a_controller_crash(
+        f_ctl: CtlProcess, f_caller: Caller, f_db: Database) -> None:
+    ours, theirs = await f_caller.call("1100", caller_id="+15551239005")  # queue general
+
+    async def queued() -> Contact | None:
+        async with f_db.session(readonly=True) as s:
+            row = await s.scalar(select(Contact).where(Contact.external_ref == theirs))
+        return row if row is not None and row.state == "queued" else None
+
+    before = await eventually(queued, 15, "the call to wait in its queue")
+    f_ctl.kill()
+    await f_ctl.start()
+    # Adopted by the new controller, still waiting, in the same place.
+    async def adopted() -> bool:
+        return any(e.kind == "call" and e.data.get("action") == "adopted"
+                   for e in await events_of(f_db, before.id))
+
+    await eventually(adopted, 15, "the waiting call to be adopted")
+    after = await queued()
+    assert after is not None and after.enqueued_at == before.enqueued_at
+    await f_caller.ari.hangup(ours)  # and a caller who gives up is recorded as such
+    contact = await final_contact(f_db, theirs)
+    assert (contact.state, contact.close_reason) == ("abandoned", "caller_hangup")
+    await assert_nothing_left(f_caller, [ours, theirs])
 
 
 async def _app_gone(caller: Caller, app: str) -> bool:
