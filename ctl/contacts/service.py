@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import case, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ctl.contacts.states import FINAL, ContactState, check
@@ -78,13 +79,17 @@ class ContactService:
                 to, why, data = then
                 events.append(_row(row["id"], "state", ContactState.NEW, to, why, data, now))
                 row["state"] = ContactState(to).value
+
+            def work(s: Session, row: dict[str, Any] = row,
+                     events: list[dict[str, Any]] = events) -> None:
+                if identity is not None:
+                    row["customer_id"] = identify_in(s, *identity)
+                # Plain INSERTs, in this order: the contact, then its events.
+                s.execute(insert(_CONTACTS), row)
+                s.execute(insert(_EVENTS), events)
+
             try:
-                async with self._db.session() as s, s.begin():
-                    if identity is not None:
-                        row["customer_id"] = await identify_in(s, *identity)
-                    # Plain INSERTs, in this order: the contact, then its events.
-                    await s.execute(insert(_CONTACTS), row)
-                    await s.execute(insert(_EVENTS), events)
+                await self._db.write(work)
             except IntegrityError:
                 if identity is None or attempt == _ATTEMPTS - 1:
                     raise
@@ -116,9 +121,13 @@ class ContactService:
         """Interaction events (see logged()) in one transaction, in their order."""
         if not events:
             return
-        async with self._db.session() as s, s.begin():
-            await _load(s, contact_id)
-            await s.execute(insert(_EVENTS), [_logged_row(contact_id, e) for e in events])
+        rows = [_logged_row(contact_id, e) for e in events]
+
+        def work(s: Session) -> None:
+            _load_in(s, contact_id)
+            s.execute(insert(_EVENTS), rows)
+
+        await self._db.write(work)
 
     async def get(self, contact_id: str) -> Contact:
         async with self._db.session(readonly=True) as s:
@@ -152,17 +161,19 @@ class ContactService:
         self, contact_id: str, to: ContactState | str, reason: str,
         data: dict[str, Any] | None, *, finish: bool, logged: Sequence[Logged] = (),
     ) -> Contact:
+        def work(s: Session) -> Contact:
+            contact = _load_in(s, contact_id)
+            if logged:  # before the state event: ids keep the order of events
+                s.execute(insert(_EVENTS), [_logged_row(contact_id, e) for e in logged])
+            if finish and contact.state in FINAL:
+                return contact
+            check(contact.state, to)
+            _apply(s, contact, ContactState(to), reason, data)
+            return contact
+
         for _ in range(_ATTEMPTS):
             try:
-                async with self._db.session() as s, s.begin():
-                    contact = await _load(s, contact_id)
-                    if logged:  # before the state event: ids keep the order of events
-                        s.add_all([ContactEvent(**_logged_row(contact_id, e)) for e in logged])
-                    if finish and contact.state in FINAL:
-                        return contact
-                    check(contact.state, to)
-                    _apply(s, contact, ContactState(to), reason, data)
-                return contact
+                return await self._db.write(work)
             except StaleDataError:
                 continue  # another writer won: re-read and re-validate against its state
         raise InvalidTransition(
@@ -172,6 +183,13 @@ class ContactService:
 
 async def _load(s: AsyncSession, contact_id: str) -> Contact:
     contact = await s.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    return contact
+
+
+def _load_in(s: Session, contact_id: str) -> Contact:
+    contact = s.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
     return contact
@@ -190,7 +208,7 @@ def event_row(contact_id: str, kind: str, data: dict[str, Any]) -> ContactEvent:
 
 
 def _apply(
-    s: AsyncSession, contact: Contact, to: ContactState, reason: str,
+    s: Session | AsyncSession, contact: Contact, to: ContactState, reason: str,
     data: dict[str, Any] | None,
 ) -> None:
     frm = contact.state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from ctl.customers.identity import normalize
 from ctl.store.db import Database
@@ -45,27 +45,24 @@ class CustomerService:
             return (await s.scalars(stmt)).first()
 
     async def _create(self, kind: str, value: str, display_name: str | None) -> str:
-        async with self._db.session() as s, s.begin():
-            return await _create_in(s, kind, value, display_name)
+        return await self._db.write(lambda s: _create_in(s, kind, value, display_name))
 
 
-async def identify_in(s: AsyncSession, kind: str, value: str,
-                      display_name: str | None = None) -> str:
+def identify_in(s: Session, kind: str, value: str, display_name: str | None = None) -> str:
     """identify() inside the caller's transaction; `value` is already normalised.
 
     On SQLite the caller's write transaction holds the lock, so nobody can create the
     same identity meanwhile. On PostgreSQL a concurrent creator makes the caller's flush
     or commit raise IntegrityError: the caller retries its whole transaction.
     """
-    found = (await s.scalars(_FIND, {"kind": kind, "value": value})).first()
-    return found if found is not None else await _create_in(s, kind, value, display_name)
+    found = s.scalars(_FIND, {"kind": kind, "value": value}).first()
+    return found if found is not None else _create_in(s, kind, value, display_name)
 
 
-async def _create_in(s: AsyncSession, kind: str, value: str, display_name: str | None) -> str:
+def _create_in(s: Session, kind: str, value: str, display_name: str | None) -> str:
     # Two plain INSERTs in this order (no unit of work: nothing would tell it that the
     # identity depends on the customer); the tables' column defaults fill the rest.
     customer_id = new_id()
-    await s.execute(insert(_CUSTOMERS), {"id": customer_id, "display_name": display_name})
-    await s.execute(insert(_IDENTITIES),
-                    {"customer_id": customer_id, "kind": kind, "value": value})
+    s.execute(insert(_CUSTOMERS), {"id": customer_id, "display_name": display_name})
+    s.execute(insert(_IDENTITIES), {"customer_id": customer_id, "kind": kind, "value": value})
     return customer_id

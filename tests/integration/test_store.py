@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ctl.agents.service import AgentService
@@ -100,6 +101,36 @@ async def test_connection_settings(store_url: str, store: Database) -> None:
     with pytest.raises(IntegrityError):  # foreign keys are enforced (SQLite: the pragma)
         async with store.session() as s, s.begin():
             s.add(Identity(customer_id="nobody", kind="phone", value="+12025550199"))
+
+
+async def test_write_runs_one_transaction_beside_async_writers(store: Database) -> None:
+    """write() (on SQLite: the writer thread and its own connection) and async sessions
+    write at once without "database is locked"; a failing work leaves nothing behind."""
+    async def async_writer(i: int) -> None:
+        async with store.session() as s, s.begin():
+            s.add(Customer(id=f"async-{i}", display_name="a"))
+
+    def work(i: int) -> Callable[[Session], str]:
+        def run(s: Session) -> str:
+            s.add(Customer(id=f"write-{i}", display_name="w"))
+            s.flush()
+            return str(s.scalar(select(func.count()).where(Customer.id == f"write-{i}")))
+        return run
+
+    results = await asyncio.gather(*(store.write(work(i)) for i in range(10)),
+                                   *(async_writer(i) for i in range(10)))
+    assert results[:10] == ["1"] * 10
+
+    def failing(s: Session) -> None:
+        s.add(Customer(id="rolled-back"))
+        s.flush()
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.write(failing)
+    names = select(func.count()).where(Customer.id.in_(
+        ["rolled-back", *(f"{k}-{i}" for k in ("async", "write") for i in range(10))]))
+    assert await _count(store, names) == 20
 
 
 async def test_ping_raises_when_the_server_is_down() -> None:
