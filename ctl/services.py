@@ -56,7 +56,7 @@ class Services:
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
         self.calls = CallManager(
-            self.ari, self.contacts, self.customers, self.live,
+            self.ari, self.contacts, self.live,
             flows={"demo": builtin.demo(settings.demo_prompt)},
             node=settings.node_id, region=settings.default_region,
         )

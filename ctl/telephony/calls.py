@@ -13,7 +13,6 @@ from prometheus_client import Counter, Gauge
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import FINAL, ContactState
 from ctl.customers.identity import normalize_phone
-from ctl.customers.service import CustomerService
 from ctl.errors import NoSuchChannel, TelephonyError, TelephonyUnavailable
 from ctl.store.live import LiveState
 from ctl.telephony.ari import AriClient
@@ -36,9 +35,9 @@ LEG = "agent-leg"  # first Stasis argument of a phone the controller rang for a 
 class CallManager:
     """Owns every CallSession of this controller, keyed by channel id."""
 
-    def __init__(self, ari: AriClient, contacts: ContactService, customers: CustomerService,
+    def __init__(self, ari: AriClient, contacts: ContactService,
                  live: LiveState, flows: dict[str, Flow], node: str, region: str) -> None:
-        self.ari, self.contacts, self.customers, self.live = ari, contacts, customers, live
+        self.ari, self.contacts, self.live = ari, contacts, live
         self.flows = flows
         self.node, self.region = node, region
         self.sessions: dict[str, CallSession] = {}
