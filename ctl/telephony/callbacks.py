@@ -57,6 +57,7 @@ class Callbacks:
                 callback = row.attributes.get("callback")
                 if callback:
                     self.pending[row.id] = str(callback["number"])
+                    self.voice.called_back.add(row.id)
 
     async def opt_in(self, call: CallSession) -> None:
         """The caller pressed 1 while waiting: keep their place, let them go."""
@@ -148,9 +149,13 @@ class Callbacks:
         session.info.state = "Up"
         with contextlib.suppress(Hangup):
             await self.voice.talk(session, (offer.agent_id, agent_leg))
-        self.pending.pop(contact, None)
+        self._forget(contact)
         with contextlib.suppress(CtlError):
             await self.routing.complete(offer.agent_id, contact)
+
+    def _forget(self, contact_id: str) -> None:
+        self.pending.pop(contact_id, None)
+        self.voice.called_back.discard(contact_id)
 
     async def _count_attempt(self, contact_id: str) -> int:
         """Persisted before dialling: a crash never makes the same attempt twice."""
@@ -167,7 +172,7 @@ class Callbacks:
 
     async def _failed(self, agent_id: str, contact_id: str, attempt: int) -> None:
         if attempt > self.settings.callback_retries:
-            self.pending.pop(contact_id, None)
+            self._forget(contact_id)
             await self.routing.end(contact_id, ContactState.CLOSED, "callback_failed")
         else:  # back to its place, held until the retry is due
             await self.routing.transfer(agent_id, contact_id,

@@ -196,8 +196,11 @@ class CallManager:
         for contact in await self.contacts.unfinished("voice"):
             ref = contact.external_ref
             if ref and ref not in alive and ref not in self.sessions:
-                await self.contacts.finish(contact.id, ContactState.CLOSED,
-                                           "ended_while_controller_away", {})
+                # Routing ends its own contacts (an abandon, a wrap-up) and keeps the ones
+                # waiting without a call (callbacks).
+                reason = "ended_while_controller_away"
+                if self.on_close is None or not await self.on_close(contact.id, reason):
+                    await self.contacts.finish(contact.id, ContactState.CLOSED, reason, {})
                 await self.live.drop_call(ref)
 
     async def stop(self) -> None:

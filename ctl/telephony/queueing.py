@@ -59,7 +59,8 @@ class VoiceQueues:
         self.contacts = calls.contacts
         # Set by the callback service: the caller pressed 1 to be called back.
         self.on_callback: Callable[[CallSession], Awaitable[None]] | None = None
-        self.called_back: set[str] = set()  # contacts whose caller left to be called back
+        # Contacts whose caller left to be called back (kept by the callback service).
+        self.called_back: set[str] = set()
         calls.on_close = self.finished
         routing.listeners.append(self.on_routing)
 
@@ -289,8 +290,7 @@ class VoiceQueues:
         """The call manager closes a call: if routing holds its contact, routing ends it
         (abandoned while waiting, wrap-up after an agent). True if routing took it."""
         if contact_id in self.called_back:
-            self.called_back.discard(contact_id)
-            return True  # it stays in its queue, without its caller
+            return True  # it stays in its queue, without its caller, until called back
         live = self.routing.engine.contacts.get(contact_id)
         if live is None:
             return False

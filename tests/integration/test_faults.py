@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -144,6 +144,37 @@ async def test_caller_waiting_in_a_queue_keeps_the_place_across_a_controller_cra
     contact = await final_contact(f_db, theirs)
     assert (contact.state, contact.close_reason) == ("abandoned", "caller_hangup")
     await assert_nothing_left(f_caller, [ours, theirs])
+
+
+async def test_reconnect_sweep_keeps_callbacks_and_abandons_callers_who_left(
+        f_ctl: CtlProcess, f_caller: Caller, f_db: Database, proxy: CuttableProxy) -> None:
+    kept_ours, kept = await f_caller.call("1100", caller_id="1999")
+    left_ours, left = await f_caller.call("1100", caller_id="+15551239006")
+
+    async def state_of(channel: str) -> str | None:
+        async with f_db.session(readonly=True) as s:
+            return await s.scalar(select(Contact.state).where(Contact.external_ref == channel))
+
+    for channel in (kept, left):
+        await eventually(lambda ch=channel: _is(state_of(ch), "queued"), 15, "queued calls")
+    await f_caller.ari.request("POST", f"/channels/{kept_ours}/dtmf", dtmf="1")
+    await f_caller.wait(kept_ours, "ChannelDestroyed", timeout=15)  # left to be called back
+    proxy.cut()
+    try:
+        await f_caller.ari.hangup(left_ours)  # gives up while the controller cannot see
+        await f_caller.wait(left_ours, "ChannelDestroyed")
+    finally:
+        proxy.restore()
+    await eventually(lambda: f_ctl.health(need_ari=True), 20, "ctl to reconnect to ARI")
+    contact = await final_contact(f_db, left)
+    # Its session hears of the end from the resync (or, had it died, the sweep ends it).
+    assert contact.state == "abandoned"
+    assert contact.close_reason in ("caller_hangup", "ended_while_controller_away")
+    assert await state_of(kept) == "queued"  # the sweep left the callback in its place
+
+
+async def _is(value: Awaitable[str | None], expected: str) -> bool:
+    return await value == expected
 
 
 async def _app_gone(caller: Caller, app: str) -> bool:
