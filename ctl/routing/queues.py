@@ -109,24 +109,25 @@ class Bucket:
                 shelf.add((order, self))
         self.listed = order
 
+    def current(self, entry: Order, contacts: dict[str, Live]) -> Live | None:
+        """The contact of a heap entry, if that entry is still its place here (not stale)."""
+        live = contacts.get(entry[3])
+        return live if live is not None and live.entry is entry and live.bucket is self \
+            else None
+
     def head(self, contacts: dict[str, Live]) -> Live | None:
         heap = self.heap
         while heap:
-            top = heap[0]
-            live = contacts.get(top[3])
-            if live is not None and live.entry is top and live.bucket is self:
+            live = self.current(heap[0], contacts)
+            if live is not None:
                 return live
             heapq.heappop(heap)
         return None
 
     def in_order(self, contacts: dict[str, Live]) -> list[Live]:
         """Every live contact, best first: for the rare walks past the head."""
-        out = []
-        for order in sorted(self.heap):
-            live = contacts.get(order[3])
-            if live is not None and live.entry is order and live.bucket is self:
-                out.append(live)
-        return out
+        found = (self.current(order, contacts) for order in sorted(self.heap))
+        return [live for live in found if live is not None]
 
 
 class QueueState:

@@ -78,13 +78,9 @@ def position(engine: Engine, contact_id: str) -> int:
         raise NotFound(f"contact {contact_id} is not waiting")
     ahead = 0
     for bucket in engine.queues[live.queue].buckets.values():
-        ahead += sum(1 for o in bucket.heap if o < live.order and _current(engine, o, bucket))
+        ahead += sum(1 for o in bucket.heap
+                     if o < live.order and bucket.current(o, engine.contacts) is not None)
     return ahead + 1
-
-
-def _current(engine: Engine, order: tuple[Any, ...], bucket: Any) -> bool:
-    live = engine.contacts.get(order[3])
-    return live is not None and live.entry is order and live.bucket is bucket
 
 
 def expected_wait(engine: Engine, stats: Stats, contact_id: str) -> float | None:
