@@ -36,7 +36,7 @@ from ctl.routing.model import (
 )
 from ctl.routing.notifier import Message, Notifier
 from ctl.routing.views import Stats, agent_view, expected_wait, messages, position, queue_view
-from ctl.settings import RoutingSettings
+from ctl.settings import QueueSettings, RoutingSettings
 from ctl.store.db import Database
 from ctl.store.models import Agent, Contact, Customer, utcnow
 
@@ -81,10 +81,7 @@ class RoutingService:
                       steps: tuple[Step, ...] | None = None) -> None:
         """Put a contact (new, or out of its IVR) in `queue`. Raises before anything is
         stored if the queue or the contact is wrong."""
-        qs = next((q for q in self.settings.queues if q.name == queue), None)
-        if qs is None:
-            raise NotFound(f"no queue named {queue!r}",
-                           hint=f"queues: {', '.join(q.name for q in self.settings.queues)}")
+        qs = self.queue_settings(queue)
         contact, tier, sticky = await self._routing_facts(contact_id)
         priority += self.settings.tier_priority.get(tier or "", 0)
         steps = store.steps_from_settings(qs.steps) if steps is None else steps
@@ -103,6 +100,13 @@ class RoutingService:
         await self._run(lambda now: self.engine.enqueue(
             ContactRequest(contact_id, contact.channel, queue, priority, now, steps), now),
             before)
+
+    def queue_settings(self, name: str) -> QueueSettings:
+        for q in self.settings.queues:
+            if q.name == name:
+                return q
+        raise NotFound(f"no queue named {name!r}",
+                       hint=f"queues: {', '.join(q.name for q in self.settings.queues)}")
 
     async def end(self, contact_id: str, state: ContactState, reason: str) -> None:
         """The contact ended outside routing (the caller hung up, the chat closed): record
@@ -157,9 +161,7 @@ class RoutingService:
         self._own_contact(agent_id, contact_id)
         live = self.engine.contacts[contact_id]
         queue = queue or live.queue
-        qs = next((q for q in self.settings.queues if q.name == queue), None)
-        if qs is None:
-            raise NotFound(f"no queue named {queue!r}")
+        qs = self.queue_settings(queue)
         if to_agent is not None and to_agent not in self.engine.agents:
             await self.reload_agent(to_agent)  # known to the database, not yet to routing
         steps = (Step(Requirement(agent=to_agent), self.settings.transfer_wait),) \

@@ -141,9 +141,8 @@ class VoiceQueues:
 
     def _callbacks_allowed(self, call: CallSession) -> bool:
         live = self.routing.engine.contacts.get(call.info.contact_id or "")
-        queue = next((q for q in self.routing.settings.queues
-                      if live is not None and q.name == live.queue), None)
-        return bool(self.on_callback and queue and queue.callback and call.info.caller_number)
+        return bool(self.on_callback and live is not None and call.info.caller_number
+                    and self.routing.queue_settings(live.queue).callback)
 
     async def _on_event(self, call: CallSession, event: dict[str, Any],
                         rang: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
