@@ -103,3 +103,10 @@ async def add_agent(env: dict[str, str], username: str, name: str, extension: st
     found = re.search(r"SIP user agent-\S+, password (\S+),", out)
     assert found, out
     return found.group(1)
+
+
+def on_shared_asterisk(env: dict[str, str]) -> dict[str, str]:
+    """`env` for `ctl agents add` against the session's Asterisk by a module whose ctl has
+    an ARI app and queues of its own: applying agents re-renders the whole dialplan from
+    the CLI's settings, which must keep the session controller's app and numbers."""
+    return {k: v for k, v in env.items() if k not in ("CTL_ASTERISK__APP", "CTL_ROUTING")}

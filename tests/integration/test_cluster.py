@@ -77,8 +77,9 @@ async def test_leader_killed_routing_goes_on_without_double_decisions(
     users = {}
     for name, role_name in (("ann", "agent"), ("ben", "agent"), ("sue", "supervisor")):
         user = f"{name}{tag}"
-        users[name] = (user, await sip.add_agent(env, user, name.title(),
-                                                 str(5000000 + uuid.uuid4().int % 999999)))
+        users[name] = (user, await sip.add_agent(
+            sip.on_shared_asterisk(env), user, name.title(),
+            str(5000000 + uuid.uuid4().int % 999999)))
         await sip.ctl_command(env, "agents", "set", user, "--role", role_name, "--queue",
                               "sales", "--capacity", "chat=2")
     async with aiohttp.ClientSession() as http:

@@ -78,7 +78,8 @@ async def people(env: dict[str, str], ctl_routing: CtlProcess) -> dict[str, str]
         user = f"{name}{tag}"
         ext = str(3000000 + uuid.uuid4().int % 1000000)
         out[name] = user
-        out[f"{name}:pw"] = await sip.add_agent(env, user, name.title(), ext)
+        out[f"{name}:pw"] = await sip.add_agent(sip.on_shared_asterisk(env), user,
+                                                name.title(), ext)
         args = ["agents", "set", user, "--role", role, "--capacity", "chat=3",
                 "--skill", "en=3"]
         for q in queues:
