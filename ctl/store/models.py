@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     true,
 )
@@ -196,3 +197,19 @@ class AgentSession(Base):
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime]
+
+
+class FlowVersion(Base):
+    """A published IVR flow: its YAML exactly as validated, numbered per flow name."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(String(500))
+    published_by: Mapped[str | None] = mapped_column(String(64))
+    published_at: Mapped[datetime] = _created()
