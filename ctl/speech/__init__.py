@@ -1,0 +1,1 @@
+"""Offline speech: text-to-speech prompts, recognition on live calls, intent from text."""

@@ -1,0 +1,86 @@
+"""Intent from text: which intent's phrases best match what a caller said or wrote.
+
+Works on English words and Chinese character bigrams (Chinese has no spaces, and a
+bigram keeps "退款" apart from "退货" where single characters would not), so one
+matcher serves both languages and mixed text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+
+# Below this a match is noise (a shared "the" or one shared character).
+MIN_CONFIDENCE = 0.34
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+_IS_CJK = re.compile(rf"[{_CJK}]")
+_STOP_WORDS = (
+    "a an the i i'm im me my to of for and or please want would like could can you your is "
+    "it its be do need with on in about this that just some 我 要 想 的 了 吗 呢 请 你 是")
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+def normalize(text: str) -> str:
+    """Case-, width- and punctuation-insensitive form: casefolded tokens joined by spaces."""
+    return " ".join(_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def tokens(text: str) -> list[str]:
+    """Content tokens: English words without stop words (plural s dropped), Chinese bigrams."""
+    out: list[str] = []
+    for run in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if _IS_CJK.match(run):
+            out.extend(_bigrams(run))
+        elif run not in _STOP:
+            out.append(run[:-1] if len(run) > 3 and run.endswith("s") else run)
+    return out
+
+
+def _bigrams(run: str) -> list[str]:
+    if len(run) == 1:
+        return [] if run in _STOP else [run]
+    return [run[i:i + 2] for i in range(len(run) - 1)]
+
+
+def _same(a: str, b: str) -> bool:
+    # Misspellings and near-misses of recognisers ("refnd", "cancelled") still count.
+    if a == b:
+        return True
+    if len(a) < 4 or len(b) < 4 or _IS_CJK.match(a):
+        return False
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def phrase_score(text: str, phrase: str) -> float:
+    """1.0 when the phrase occurs whole in the text, else the overlap of content tokens."""
+    said, wanted = normalize(text), normalize(phrase)
+    if not wanted:
+        return 0.0
+    if f" {wanted} " in f" {said} " or (_IS_CJK.search(wanted) and wanted in said):
+        return 1.0
+    t, p = tokens(text), tokens(phrase)
+    if not t or not p:
+        return 0.0
+    hits = sum(1 for w in p if any(_same(w, x) for x in t))
+    if hits == len(p):
+        return 0.9  # every word of the phrase, in another order or with others between
+    return 2 * hits / (len(p) + len(t))  # Dice: penalises both missing and extra words
+
+
+def match_intent(text: str, intents: dict[str, list[str]]) -> tuple[str | None, float]:
+    """The intent whose phrases best match `text` (case/punctuation-insensitive, zh and
+    en), and a confidence 0..1; (None, 0.0) when nothing matches."""
+    scores = sorted(((max((phrase_score(text, p) for p in phrases), default=0.0), name)
+                     for name, phrases in intents.items()), reverse=True)
+    if not scores or scores[0][0] <= 0.0:
+        return None, 0.0
+    best, name = scores[0]
+    runner_up = scores[1][0] if len(scores) > 1 else 0.0
+    # Two intents matching alike make the answer a guess: confidence drops with the margin.
+    confidence = round(best - 0.5 * runner_up * (runner_up / best), 4)
+    if confidence < MIN_CONFIDENCE:
+        return None, 0.0
+    return name, confidence
