@@ -76,3 +76,10 @@ class Unauthorized(CtlError):
 class Forbidden(CtlError):
     status = 403
     code = "forbidden"
+
+
+class Conflict(CtlError):
+    """The thing changed since the caller read it (optimistic locking)."""
+
+    status = 409
+    code = "conflict"

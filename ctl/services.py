@@ -30,6 +30,7 @@ from ctl.telephony.callbacks import Callbacks
 from ctl.telephony.calls import CallManager
 from ctl.telephony.events import EventStream
 from ctl.telephony.queueing import VoiceQueues
+from ctl.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Services:
         self.contacts = ContactService(self.db)
         self.customers = CustomerService(self.db)
         self.agents = AgentService(self.db)
+        self.tickets = TicketService(self.db)
         self.notifier = Notifier()
         # With Redis, several controllers share the work and one of them leads (routing,
         # ARI); without it this process is the only one and always leads.

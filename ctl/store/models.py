@@ -213,3 +213,84 @@ class FlowVersion(Base):
     path: Mapped[str | None] = mapped_column(String(500))
     published_by: Mapped[str | None] = mapped_column(String(64))
     published_at: Mapped[datetime] = _created()
+
+
+class Ticket(Base):
+    """A work order (ctl/tickets). Status, priority, department are plain strings the
+    service validates; `version` is its optimistic lock."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_department", "status", "department"),
+        Index("ix_tickets_customer_id_created_at", "customer_id", "created_at"),
+        Index("ix_tickets_sla_state", "sla_state"),
+    )
+
+    id: Mapped[str] = _id()
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(24))
+    priority: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(64))
+    assignee_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id",
+                                                               ondelete="SET NULL"))
+    channel: Mapped[str | None] = mapped_column(String(16))  # where the customer is told
+    source: Mapped[str] = mapped_column(String(32))
+    task_contact_id: Mapped[str | None] = mapped_column(String(32))  # routed in its department
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    notify: Mapped[bool] = mapped_column(default=True)  # False: the customer opted out
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    response_due: Mapped[datetime | None]
+    resolution_due: Mapped[datetime | None]
+    sla_state: Mapped[str] = mapped_column(String(16), default="none")
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class TicketEvent(Base):
+    """The audit history: every change, note and reply, in order; `public` marks what the
+    customer may see."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    public: Mapped[bool] = mapped_column(default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TicketContact(Base):
+    """Contacts (calls, chats, emails...) linked to a ticket."""
+
+    __tablename__ = "ticket_contacts"
+
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            primary_key=True, index=True)
+    linked_at: Mapped[datetime] = _created()
+
+
+class TicketCounter(Base):
+    """The last ticket number given: one row, incremented in the creating transaction
+    (the row lock orders concurrent creators; no retries, no gaps on rollback)."""
+
+    __tablename__ = "ticket_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

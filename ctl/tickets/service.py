@@ -1,0 +1,278 @@
+"""Tickets in the database: create, change, move through the state machine, search.
+
+Every change and its audit event are written in one transaction. A ticket row carries a
+version (optimistic locking). A caller that passes the version it read gets Conflict if
+somebody changed the ticket since; a caller that does not is re-applied on the newest
+row when it loses a race, so concurrent changes (a tag here, a field there) all land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ctl.errors import BadRequest, Conflict, InvalidTransition, NotFound
+from ctl.store.db import Database
+from ctl.store.models import Contact, Ticket, TicketContact, TicketCounter, TicketEvent, utcnow
+from ctl.tickets import model
+from ctl.tickets import states as st
+from ctl.tickets.model import TicketView
+from ctl.tickets.search import Filters, search_in
+
+T = TypeVar("T")
+_ATTEMPTS = 8
+Clock = Callable[[], datetime]
+# A change applied to a loaded ticket inside the write transaction (may add events).
+Apply = Callable[[Session, Ticket, datetime], None]
+# Called after each committed change with the ticket and what happened (rules, routing...).
+Hook = Callable[[TicketView, str], Awaitable[None]]
+
+
+class TicketService:
+    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+        self._db = db
+        self.clock = clock
+        self.hooks: list[Hook] = []
+
+    async def create(
+        self, *, subject: str, description: str = "", customer_id: str | None = None,
+        contact_id: str | None = None, channel: str | None = None, priority: str = "normal",
+        department: str | None = None, category: str | None = None,
+        attachments: Sequence[str] = (), source: str = "api", tags: Sequence[str] = (),
+        fields: dict[str, Any] | None = None, actor: str | None = None, notify: bool = True,
+    ) -> TicketView:
+        """A new ticket (status new), numbered, with its `created` event. `contact_id` links
+        the contact it came from; its customer and channel are the ticket's unless given."""
+        row: dict[str, Any] = {
+            "subject": model.subject(subject), "description": str(description or ""),
+            "priority": model.priority(priority), "channel": model.channel(channel),
+            "category": category, "department": department, "customer_id": customer_id,
+            "source": source, "attachments": [str(a) for a in attachments],
+            "tags": model.tags(list(tags)), "fields": dict(fields or {}), "notify": notify,
+            "status": st.TicketStatus.NEW.value, "sla_state": "none",
+        }
+
+        def work(s: Session) -> TicketView:
+            now = self.clock()
+            if contact_id is not None:
+                contact = s.get(Contact, contact_id)
+                if contact is None:
+                    raise NotFound(f"no contact {contact_id}")
+                row["customer_id"] = row["customer_id"] or contact.customer_id
+                row["channel"] = row["channel"] or contact.channel
+            number = s.execute(update(TicketCounter).where(TicketCounter.id == 1)
+                               .values(last=TicketCounter.last + 1)
+                               .returning(TicketCounter.last)).scalar_one()
+            t = Ticket(number=number, created_at=now, updated_at=now, **row)
+            s.add(t)
+            s.flush()
+            s.add(_event(t, now, "created", actor, subject=t.subject, priority=t.priority,
+                         department=department, source=source, contact_id=contact_id))
+            links = []
+            if contact_id is not None:
+                s.add(TicketContact(ticket_id=t.id, contact_id=contact_id, linked_at=now))
+                links.append(contact_id)
+            return model.view(t, links)
+
+        ticket = await self._db.write(work)
+        await self._after(ticket, "created")
+        return ticket
+
+    async def get(self, ref: str) -> TicketView:
+        """By id, or by number ("123" or "#123")."""
+        async with self._db.session(readonly=True) as s:
+            return await s.run_sync(lambda s: _view(s, _load(s, ref)))
+
+    async def update(self, ref: str, changes: dict[str, Any], *, version: int | None = None,
+                     actor: str | None = None) -> TicketView:
+        """Subject, description, priority, category, assignee, notify (see model.EDITABLE)."""
+        checked = model.changes(changes)
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            diff = {k: {"from": getattr(t, k), "to": v} for k, v in checked.items()
+                    if getattr(t, k) != v}
+            for k, v in checked.items():
+                setattr(t, k, v)
+            if diff:
+                s.add(_event(t, now, "changed", actor, changes=diff))
+
+        return await self._change(ref, apply, version, "updated")
+
+    async def tag(self, ref: str, *, add: Sequence[str] = (), remove: Sequence[str] = (),
+                  version: int | None = None, actor: str | None = None) -> TicketView:
+        added, removed = model.tags(list(add)), model.tags(list(remove))
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            before = set(t.tags)
+            t.tags = sorted((before | set(added)) - set(removed))
+            if set(t.tags) != before:
+                s.add(_event(t, now, "tags", actor, added=sorted(set(t.tags) - before),
+                             removed=sorted(before - set(t.tags))))
+
+        return await self._change(ref, apply, version, "updated")
+
+    async def set_fields(self, ref: str, values: dict[str, Any], *,
+                         version: int | None = None, actor: str | None = None) -> TicketView:
+        """Custom fields, merged key by key (None removes one)."""
+        if not isinstance(values, dict):
+            raise BadRequest("fields must be an object of name -> value")
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            merged = {**t.fields, **values}
+            merged = {k: v for k, v in merged.items() if v is not None}
+            diff = {k: {"from": t.fields.get(k), "to": values[k]} for k in values
+                    if t.fields.get(k) != values[k]}
+            t.fields = merged
+            if diff:
+                s.add(_event(t, now, "fields", actor, changes=diff))
+
+        return await self._change(ref, apply, version, "updated")
+
+    async def move(self, ref: str, to: str, *, reason: str = "", version: int | None = None,
+                   actor: str | None = None) -> TicketView:
+        """Change the status; an invalid transition is refused with the reason."""
+        target = st.status(to)
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            _set_status(s, t, target, now, actor, reason)
+
+        return await self._change(ref, apply, version, f"status:{target}")
+
+    async def note(self, ref: str, body: str, *, public: bool = False,
+                   actor: str | None = None, version: int | None = None) -> TicketView:
+        """An internal note, or (public=True) a reply the customer sees and is sent."""
+        if not isinstance(body, str) or not body.strip():
+            raise BadRequest("a note or reply needs a body (non-empty text)")
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            if t.status in st.FINAL:
+                raise InvalidTransition(f"ticket #{t.number} is closed: nothing can be added")
+            s.add(_event(t, now, "reply" if public else "note", actor, public=public,
+                         body=body))
+            if public and t.first_response_at is None:
+                t.first_response_at = now
+
+        return await self._change(ref, apply, version, "reply" if public else "note")
+
+    async def customer_reply(self, ref: str, body: str, *,
+                             contact_id: str | None = None) -> TicketView:
+        """The customer wrote back: waiting on them ends, a resolved ticket is reopened."""
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            to = st.after_customer_reply(t.status)
+            s.add(_event(t, now, "customer_reply", "customer", public=True, body=body,
+                         contact_id=contact_id))
+            if contact_id is not None:
+                _link(s, t, contact_id, now, "customer")
+            if to is not None:
+                _set_status(s, t, to, now, "customer", "customer replied")
+
+        return await self._change(ref, apply, None, "customer_reply")
+
+    async def link_contact(self, ref: str, contact_id: str, *,
+                           actor: str | None = None) -> TicketView:
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            if s.get(Contact, contact_id) is None:
+                raise NotFound(f"no contact {contact_id}")
+            _link(s, t, contact_id, now, actor)
+
+        return await self._change(ref, apply, None, "linked")
+
+    async def history(self, ref: str, *, public_only: bool = False) -> list[dict[str, Any]]:
+        def read(s: Session) -> list[dict[str, Any]]:
+            t = _load(s, ref)
+            stmt = select(TicketEvent).where(TicketEvent.ticket_id == t.id)
+            if public_only:
+                stmt = stmt.where(TicketEvent.public)
+            return [model.event_json(e) for e in s.scalars(stmt.order_by(TicketEvent.id))]
+
+        async with self._db.session(readonly=True) as s:
+            return await s.run_sync(read)
+
+    async def search(self, filters: Filters) -> list[TicketView]:
+        async with self._db.session(readonly=True) as s:
+            return await s.run_sync(lambda s: search_in(s, filters))
+
+    async def change(self, ref: str, apply: Apply, *, version: int | None = None,
+                     what: str = "updated") -> TicketView:
+        """Apply a change written elsewhere in ctl/tickets (routing, SLA) under the lock."""
+        return await self._change(ref, apply, version, what)
+
+    async def _change(self, ref: str, apply: Apply, version: int | None,
+                      what: str) -> TicketView:
+        def work(s: Session) -> TicketView:
+            # Locked for the transaction: writers of one ticket queue instead of retrying
+            # (SQLite's BEGIN IMMEDIATE already serialises them); `version` is the lock
+            # between the caller's read and this write.
+            t = _load(s, ref, lock=True)
+            if version is not None and t.version != version:
+                raise Conflict(f"ticket #{t.number} is at version {t.version}, not {version}",
+                               hint="somebody changed it: read it again and redo the change")
+            now = self.clock()
+            apply(s, t, now)
+            if s.dirty or s.new:
+                t.updated_at = now
+            s.flush()
+            return _view(s, t)
+
+        for _ in range(_ATTEMPTS):
+            try:
+                ticket = await self._db.write(work)
+            except StaleDataError:
+                if version is not None:  # the caller's view is stale: it must decide again
+                    raise Conflict(f"ticket {ref} changed meanwhile",
+                                   hint="read it again and redo the change") from None
+                continue  # re-read and re-apply on the winner's row
+            await self._after(ticket, what)
+            return ticket
+        raise Conflict(f"ticket {ref} kept changing", hint="retry later")
+
+    async def _after(self, ticket: TicketView, what: str) -> None:
+        for hook in self.hooks:
+            await hook(ticket, what)
+
+
+def _load(s: Session, ref: str, *, lock: bool = False) -> Ticket:
+    key = ref.removeprefix("#")
+    by = Ticket.number == int(key) if key.isdigit() and len(key) < 10 else Ticket.id == ref
+    stmt = select(Ticket).where(by)
+    t = s.scalars(stmt.with_for_update() if lock else stmt).first()
+    if t is None:
+        raise NotFound(f"no ticket {ref}")
+    return t
+
+
+def _view(s: Session, t: Ticket) -> TicketView:
+    links = s.scalars(select(TicketContact.contact_id).where(TicketContact.ticket_id == t.id)
+                      .order_by(TicketContact.linked_at))
+    return model.view(t, list(links))
+
+
+def _event(t: Ticket, now: datetime, kind: str, actor: str | None, *, public: bool = False,
+           **data: Any) -> TicketEvent:
+    return TicketEvent(ticket_id=t.id, at=now, kind=kind, actor=actor, public=public,
+                       data={k: v for k, v in data.items() if v is not None})
+
+
+def _link(s: Session, t: Ticket, contact_id: str, now: datetime, actor: str | None) -> None:
+    if s.get(TicketContact, (t.id, contact_id)) is None:
+        s.add(TicketContact(ticket_id=t.id, contact_id=contact_id, linked_at=now))
+        s.add(_event(t, now, "linked", actor, contact_id=contact_id))
+
+
+def _set_status(s: Session, t: Ticket, to: st.TicketStatus, now: datetime,
+                actor: str | None, reason: str) -> None:
+    st.check(t.status, to)
+    s.add(_event(t, now, "status", actor, public=True, **{"from": t.status, "to": to.value},
+                 reason=reason or None))
+    t.status = to.value
+    if to is st.TicketStatus.RESOLVED:
+        t.resolved_at = now
+    elif to is st.TicketStatus.REOPENED:
+        t.resolved_at = None
+    elif to is st.TicketStatus.CLOSED:
+        t.closed_at = now
