@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ctl.asterisk.secrets import load_or_create
+from ctl.channels import http as channels_http
 from ctl.routing import http as routing_http
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings
@@ -28,4 +29,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(health.routes)
     app.add_routes(routing_http.routes)
+    app.add_routes(channels_http.routes)
     return app

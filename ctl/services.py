@@ -12,6 +12,10 @@ from aiohttp import web
 from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
+from ctl.channels.attachments import AttachmentStore
+from ctl.channels.limits import Limiter
+from ctl.channels.outbound import Outbound
+from ctl.channels.service import ChannelService
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import ContactState
 from ctl.customers.service import CustomerService
@@ -69,6 +73,14 @@ class Services:
             self.calls.flows[f"queue-{q.name}"] = builtin.queue(q.name, self.voice)
         self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
         self.ami = AmiClient("127.0.0.1", ast.ami_port, "ctl", secrets.ami_secret)
+        ch = settings.channels  # digital channels: the outbound registry other services use
+        self.outbound = Outbound(self.db, Limiter(ch.rate_per_minute, ch.rate_burst),
+                                 ch.send_timeout)
+        self.channels = ChannelService(
+            self.db, self.customers, self.contacts, self.routing, self.outbound,
+            AttachmentStore(settings.data_dir / "attachments", ch.max_attachment_bytes,
+                            ch.attachment_types),
+            ch, self.core.publish, settings.node_id)
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ctl import yamlloc
+from ctl.channels.settings import ChannelSettings
 from ctl.errors import ConfigError
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
@@ -177,6 +178,7 @@ class Settings(BaseSettings):
     asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)  # type: ignore[arg-type]
     trunks: list[TrunkSettings] = Field(default_factory=list)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)  # type: ignore[arg-type]
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

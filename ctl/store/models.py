@@ -294,3 +294,34 @@ class TicketCounter(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+class Message(Base):
+    """One message of a digital conversation (chat, email, SMS...), in or out.
+
+    `seq` orders a contact's messages (1, 2, ...; 0 outside any contact, e.g. a ticket
+    notification); `external_id` is the channel's own id (Message-ID...), unique per
+    channel, so a message delivered twice is stored once.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),
+                      Index("ix_messages_contact_id_seq", "contact_id", "seq"),
+                      Index("ix_messages_channel_thread", "channel", "thread"))
+
+    id: Mapped[str] = _id()
+    contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    customer_id: Mapped[str | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    seq: Mapped[int] = mapped_column(default=0)
+    address: Mapped[str] = mapped_column(String(320))  # the customer's side: from or to
+    author: Mapped[str | None] = mapped_column(String(64))  # the agent of a reply
+    subject: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text, default="")
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    thread: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))  # received|queued|sent|delivered|failed
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()

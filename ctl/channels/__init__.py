@@ -1,0 +1,1 @@
+"""Digital channels: one contract for every adapter (inbound, outbound, delivery status)."""

@@ -1,0 +1,65 @@
+"""Settings of the digital channels (`channels:` in the settings file)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ImapSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    ssl: bool = True
+    username: str
+    password: str
+    mailbox: str = "INBOX"
+    idle_seconds: float = Field(300.0, gt=0)  # re-issue IDLE this often (RFC 2177: < 29 min)
+
+
+class EmailSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = "support@localhost"  # From: of replies; the domain of our Message-IDs
+    # Built-in SMTP server for inbound mail (None: off). Bind to loopback unless a real
+    # MX points here.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(None, ge=0, le=65535)
+    # Outbound relay (a local MTA or a provider's submission port).
+    relay_host: str = "127.0.0.1"
+    relay_port: int = Field(25, ge=1, le=65535)
+    relay_username: str | None = None
+    relay_password: str | None = None
+    relay_starttls: bool = False
+    # Existing mailboxes read with IMAP IDLE.
+    imap: list[ImapSettings] = Field(default_factory=list)
+
+
+class ChatSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_frame_bytes: int = Field(16384, ge=256)  # one websocket message from a visitor
+    resume_seconds: float = Field(600.0, gt=0)  # a dropped visitor may resume this long
+
+
+class ChannelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str = "general"  # where new digital contacts wait, unless `queues` says otherwise
+    queues: dict[str, str] = Field(default_factory=dict)  # channel -> queue
+    max_attachment_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    # Accepted attachment types ("type/*" accepts a whole family).
+    attachment_types: list[str] = Field(default_factory=lambda: [
+        "image/*", "application/pdf", "text/plain", "text/csv", "audio/*", "video/mp4",
+        "application/zip", "application/msword", "application/vnd.openxmlformats-officedocument.*",
+        "application/vnd.ms-excel", "message/rfc822"])
+    # Per sender (inbound) and per recipient (outbound): a token bucket.
+    rate_per_minute: float = Field(60.0, gt=0)
+    rate_burst: int = Field(20, ge=1)
+    send_timeout: float = Field(30.0, gt=0)  # an adapter's send taking longer has failed
+    email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
+    chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
+
+    def queue_for(self, channel: str) -> str:
+        return self.queues.get(channel, self.queue)
+

@@ -1,0 +1,138 @@
+"""Messages in the database: the SQL of the channels service, nothing else.
+
+Writes are synchronous work for `Database.write()` (one transaction in one hop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from ctl.store.models import Base, Contact, Message, new_id, utcnow
+
+_MESSAGES = Base.metadata.tables["messages"]
+# Contacts a new message joins; wrap-up and final ones are over: the customer writing
+# again starts a new contact (routing's sticky step prefers the same agent).
+OPEN_STATES = ("new", "queued", "offered", "assigned")
+
+
+def key(value: str | None, size: int) -> str | None:
+    """`value` as stored in a column of `size`: long ids (some Message-IDs) hashed."""
+    if value is None or len(value) <= size:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def ext(value: str | None) -> str | None:
+    return key(value, 500)
+
+
+def thread_key(value: str | None) -> str | None:
+    return key(value, 128)
+
+
+def insert_message(s: Session, row: dict[str, Any]) -> tuple[str, int]:
+    """Store one message; its seq follows the contact's last one. Returns (id, seq)."""
+    contact_id = row.get("contact_id")
+    seq = 0
+    if contact_id is not None:
+        last = s.scalar(select(func.max(Message.seq)).where(Message.contact_id == contact_id))
+        seq = (last or 0) + 1
+    full = {"id": new_id(), "seq": seq, "author": None, "subject": None, "external_id": None,
+            "thread": None, "status_reason": None, "attachments": [], "meta": {},
+            "customer_id": None, "created_at": utcnow(), **row}
+    full["seq"] = seq
+    s.execute(insert(_MESSAGES), full)
+    return full["id"], seq
+
+
+def set_status(s: Session, channel: str, external_id: str, status: str,
+               reason: str | None) -> tuple[str, str | None] | None:
+    """Update an outbound message's status by its channel id: (message id, contact id)."""
+    row = s.execute(select(Message.id, Message.contact_id).where(
+        Message.channel == channel, Message.external_id == ext(external_id))).first()
+    if row is None:
+        return None
+    s.execute(update(_MESSAGES).where(_MESSAGES.c.id == row.id).values(
+        status=status, status_reason=reason))
+    return row.id, row.contact_id
+
+
+def mark(s: Session, message_id: str, status: str, reason: str | None = None,
+         external_id: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "status_reason": reason}
+    if external_id is not None:
+        values["external_id"] = ext(external_id)
+    s.execute(update(_MESSAGES).where(_MESSAGES.c.id == message_id).values(**values))
+
+
+async def by_external(s: AsyncSession, channel: str, external_id: str) -> Message | None:
+    stmt = select(Message).where(Message.channel == channel,
+                                 Message.external_id == ext(external_id))
+    return (await s.scalars(stmt)).first()
+
+
+async def open_contact(s: AsyncSession, channel: str, thread: str | None,
+                       refs: tuple[str, ...]) -> tuple[Contact | None, str | None]:
+    """The open contact of this conversation, and the conversation's thread key.
+
+    A message answering a known message (refs) belongs to that message's conversation,
+    whatever thread key its sender put; else the thread key decides.
+    """
+    if refs:
+        stmt = (select(Message.contact_id, Message.thread)
+                .where(Message.channel == channel,
+                       Message.external_id.in_([ext(r) for r in refs]),
+                       Message.contact_id.is_not(None))
+                .order_by(Message.created_at.desc()).limit(1))
+        hit = (await s.execute(stmt)).first()
+        if hit is not None:
+            contact = await s.get(Contact, hit.contact_id)
+            thread = hit.thread or (contact.external_ref if contact else None)
+            if contact is not None and contact.state in OPEN_STATES:
+                return contact, thread
+            return None, thread
+    if thread is None:
+        return None, None
+    stmt2 = (select(Contact).where(Contact.channel == channel, Contact.external_ref == thread,
+                                   Contact.state.in_(OPEN_STATES))
+             .order_by(Contact.created_at.desc()).limit(1))
+    return (await s.scalars(stmt2)).first(), thread
+
+
+async def thread_refs(s: AsyncSession, channel: str, thread: str | None,
+                      contact_id: str | None) -> list[str]:
+    """External ids of a conversation's messages, oldest first (for threading headers)."""
+    stmt = select(Message.external_id).where(Message.channel == channel,
+                                             Message.external_id.is_not(None))
+    if contact_id is not None:
+        stmt = stmt.where(Message.contact_id == contact_id)
+    elif thread is not None:
+        stmt = stmt.where(Message.thread == thread)
+    else:
+        return []
+    return [r for r in await s.scalars(stmt.order_by(Message.created_at, Message.seq)) if r]
+
+
+async def of_contact(s: AsyncSession, contact_id: str, after: int = 0) -> list[Message]:
+    stmt = (select(Message).where(Message.contact_id == contact_id, Message.seq > after)
+            .order_by(Message.seq))
+    return list(await s.scalars(stmt))
+
+
+async def of_customer(s: AsyncSession, customer_id: str, limit: int = 500) -> list[Message]:
+    stmt = (select(Message).where(Message.customer_id == customer_id)
+            .order_by(Message.created_at.desc()).limit(limit))
+    return list(reversed(list(await s.scalars(stmt))))
+
+
+def view(m: Message) -> dict[str, Any]:
+    return {"id": m.id, "contact_id": m.contact_id, "customer_id": m.customer_id,
+            "channel": m.channel, "direction": m.direction, "seq": m.seq,
+            "address": m.address, "author": m.author, "subject": m.subject, "text": m.text,
+            "status": m.status, "status_reason": m.status_reason,
+            "attachments": list(m.attachments or []), "at": m.created_at.isoformat()}
