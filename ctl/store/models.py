@@ -294,6 +294,8 @@ class TicketCounter(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Message(Base):
     """One message of a digital conversation (chat, email, SMS...), in or out.
 
