@@ -12,6 +12,7 @@ from ctl.channels import http as channels_http
 from ctl.routing import http as routing_http
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings
+from ctl.tickets import http as tickets_http
 from ctl.web import errors, health
 
 
@@ -30,4 +31,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(routing_http.routes)
     app.add_routes(channels_http.routes)
+    app.add_routes(tickets_http.routes)
     return app

@@ -34,6 +34,7 @@ from ctl.telephony.callbacks import Callbacks
 from ctl.telephony.calls import CallManager
 from ctl.telephony.events import EventStream
 from ctl.telephony.queueing import VoiceQueues
+from ctl.tickets.routing import Departments
 from ctl.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ class Services:
         self.contacts = ContactService(self.db)
         self.customers = CustomerService(self.db)
         self.agents = AgentService(self.db)
-        self.tickets = TicketService(self.db)
         self.notifier = Notifier()
         # With Redis, several controllers share the work and one of them leads (routing,
         # ARI); without it this process is the only one and always leads.
@@ -58,6 +58,8 @@ class Services:
                                    publish=self.cluster.publisher() if self.cluster else None)
         self.routing: Routing = RemoteRouting(self.cluster) if self.cluster else self.core
         self.leading = False
+        self.tickets = TicketService(self.db, departments=Departments(
+            self.intake, self.routing.end, {q.name: q.name for q in settings.routing.queues}))
         self.auth = AuthService(self.db, settings.routing.session_hours)
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
@@ -173,9 +175,9 @@ class Services:
 
     async def intake(self, channel: str, queue: str, priority: int = 0,
                      attributes: dict[str, Any] | None = None,
-                     identity: dict[str, Any] | None = None) -> str:
-        """A contact handed in whole (API channel, adapters): stored, then routed."""
-        customer_id = None
+                     identity: dict[str, Any] | None = None, *,
+                     customer_id: str | None = None) -> str:
+        """A contact handed in whole (API channel, adapters, tickets): stored, then routed."""
         if identity:
             kind, value = identity.get("kind"), identity.get("value")
             if not isinstance(kind, str) or not isinstance(value, str):

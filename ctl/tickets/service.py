@@ -22,6 +22,7 @@ from ctl.store.models import Contact, Ticket, TicketContact, TicketCounter, Tick
 from ctl.tickets import model
 from ctl.tickets import states as st
 from ctl.tickets.model import TicketView
+from ctl.tickets.routing import Departments
 from ctl.tickets.search import Filters, search_in
 
 T = TypeVar("T")
@@ -34,9 +35,11 @@ Hook = Callable[[TicketView, str], Awaitable[None]]
 
 
 class TicketService:
-    def __init__(self, db: Database, *, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, *, clock: Clock = utcnow,
+                 departments: Departments | None = None) -> None:
         self._db = db
         self.clock = clock
+        self.departments = departments
         self.hooks: list[Hook] = []
 
     async def create(
@@ -48,10 +51,14 @@ class TicketService:
     ) -> TicketView:
         """A new ticket (status new), numbered, with its `created` event. `contact_id` links
         the contact it came from; its customer and channel are the ticket's unless given."""
+        routed = department is not None and self.departments is not None
+        if routed:  # an unknown department is refused before anything is stored
+            self._departments().queue(str(department))
         row: dict[str, Any] = {
             "subject": model.subject(subject), "description": str(description or ""),
             "priority": model.priority(priority), "channel": model.channel(channel),
-            "category": category, "department": department, "customer_id": customer_id,
+            "category": category, "department": None if routed else department,
+            "customer_id": customer_id,
             "source": source, "attachments": [str(a) for a in attachments],
             "tags": model.tags(list(tags)), "fields": dict(fields or {}), "notify": notify,
             "status": st.TicketStatus.NEW.value, "sla_state": "none",
@@ -81,7 +88,54 @@ class TicketService:
 
         ticket = await self._db.write(work)
         await self._after(ticket, "created")
+        if routed:
+            ticket = await self._route(ticket, str(department), actor, "created")
         return ticket
+
+    async def transfer(self, ref: str, department: str, *, reason: str = "",
+                       version: int | None = None, actor: str | None = None) -> TicketView:
+        """Hand the ticket to another department: its task leaves the old department's
+        queue (or agent) and waits in the new one's."""
+        self._departments().queue(department)
+        ticket = await self.get(ref)
+        if version is not None and ticket.version != version:
+            raise Conflict(f"ticket #{ticket.number} is at version {ticket.version}, "
+                           f"not {version}", hint="read it again and redo the change")
+        if ticket.status in st.FINAL:
+            raise InvalidTransition(f"ticket #{ticket.number} is closed: it cannot move")
+        return await self._route(ticket, department, actor, reason or "transferred", version)
+
+    def _departments(self) -> Departments:
+        if self.departments is None:
+            raise BadRequest("departments are not configured on this controller")
+        return self.departments
+
+    async def _route(self, ticket: TicketView, department: str, actor: str | None,
+                     reason: str, version: int | None = None) -> TicketView:
+        """Enqueue a new task for `department`, then record it; the old task is released
+        only once the ticket points at the new one."""
+        deps = self._departments()
+        contact_id = await deps.route(
+            ticket_id=ticket.id, number=ticket.number, subject=ticket.subject,
+            priority=ticket.priority, department=department, customer_id=ticket.customer_id)
+        old: list[str | None] = [None]
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            old[0] = t.task_contact_id
+            s.add(_event(t, now, "department", actor, public=False,
+                         **{"from": t.department, "to": department},
+                         contact_id=contact_id, reason=reason))
+            t.department, t.task_contact_id = department, contact_id
+            _link(s, t, contact_id, now, actor)
+
+        try:
+            view = await self._change(ticket.id, apply, version, "department")
+        except BaseException:
+            await deps.release(contact_id, "not_routed")
+            raise
+        if old[0] is not None and old[0] != contact_id:
+            await deps.release(old[0], "transferred")
+        return view
 
     async def get(self, ref: str) -> TicketView:
         """By id, or by number ("123" or "#123")."""
@@ -141,7 +195,7 @@ class TicketService:
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             _set_status(s, t, target, now, actor, reason)
 
-        return await self._change(ref, apply, version, f"status:{target}")
+        return await self._follow(await self._change(ref, apply, version, f"status:{target}"))
 
     async def note(self, ref: str, body: str, *, public: bool = False,
                    actor: str | None = None, version: int | None = None) -> TicketView:
@@ -171,7 +225,18 @@ class TicketService:
             if to is not None:
                 _set_status(s, t, to, now, "customer", "customer replied")
 
-        return await self._change(ref, apply, None, "customer_reply")
+        return await self._follow(await self._change(ref, apply, None, "customer_reply"))
+
+    async def _follow(self, ticket: TicketView) -> TicketView:
+        """Routing follows the status: a resolved or closed ticket's task ends; a reopened
+        one waits in its department's queue again."""
+        if self.departments is None or ticket.department is None:
+            return ticket
+        if ticket.status in ("resolved", "closed") and ticket.task_contact_id:
+            await self.departments.release(ticket.task_contact_id, f"ticket_{ticket.status}")
+        elif ticket.status == "reopened":
+            return await self._route(ticket, ticket.department, "customer", "reopened")
+        return ticket
 
     async def link_contact(self, ref: str, contact_id: str, *,
                            actor: str | None = None) -> TicketView:
