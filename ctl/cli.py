@@ -18,6 +18,7 @@ from ctl.agents.service import AgentService, RoutingChanges
 from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
 from ctl.errors import ConfigError, CtlError
+from ctl.ivr import cli as ivr_cli
 from ctl.settings import Settings, load_settings
 from ctl.store.models import Agent
 
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="share of paid time off the phones (breaks, training), e.g. 0.3")
     plan.add_argument("--json", action="store_true", help="print the figures as JSON")
     plan.set_defaults(func=cmd_plan)
+    ivr_cli.register(sub)
     return p
 
 

@@ -162,6 +162,26 @@ class RoutingSettings(BaseModel):
         return v
 
 
+class IvrSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flows_dir: Path | None = None  # default: the ivr_flows folder shipped with ctl (demo)
+    watch: bool = True  # a changed flow file is validated and published within a second
+    # Extensions in [public] that run a flow (trunks map their DIDs to flows themselves).
+    numbers: dict[str, str] = Field(default_factory=lambda: {
+        "1200": "main", "1201": "order-status", "1202": "after-hours"})
+
+    @field_validator("numbers")
+    @classmethod
+    def _extensions(cls, v: dict[str, str]) -> dict[str, str]:
+        for number in v:
+            if not re.fullmatch(r"[0-9]{2,20}", number) or number == "1000" or \
+                    (number.startswith("11") and len(number) == 4) or number == "1999":
+                raise ValueError(f"extension {number!r}: digits only, and not 1000, 1999 "
+                                 "or 11xx (the demo, its baseline and the queues)")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CTL_", env_nested_delimiter="__", extra="forbid")
 
@@ -178,6 +198,7 @@ class Settings(BaseSettings):
     asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)  # type: ignore[arg-type]
     trunks: list[TrunkSettings] = Field(default_factory=list)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)  # type: ignore[arg-type]
+    ivr: IvrSettings = Field(default_factory=IvrSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
 
     @classmethod
@@ -191,6 +212,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init kwargs; the environment must win over it.
         return (env_settings, init_settings)
+
+    @property
+    def flows_dir(self) -> Path:
+        return self.ivr.flows_dir or Path(__file__).resolve().parent.parent / "ivr_flows"
 
     @property
     def db_url(self) -> str:
