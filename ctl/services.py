@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.email.adapter import EmailAdapter
 from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
@@ -83,6 +84,7 @@ class Services:
             AttachmentStore(settings.data_dir / "attachments", ch.max_attachment_bytes,
                             ch.attachment_types),
             ch, self.core.publish, settings.node_id)
+        self.email = EmailAdapter(ch.email, self.channels)
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -99,6 +101,7 @@ class Services:
             self._tasks = [asyncio.create_task(self.cluster.relay(self.notifier)),
                            asyncio.create_task(self._campaign(self.cluster))]
         self._heartbeat = asyncio.create_task(self._beat())
+        await self.email.start()
 
     async def _lead(self) -> None:
         await self.core.start()
@@ -149,6 +152,7 @@ class Services:
             await asyncio.sleep(every)
 
     async def stop(self) -> None:
+        await self.email.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

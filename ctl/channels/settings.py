@@ -31,6 +31,8 @@ class EmailSettings(BaseModel):
     relay_username: str | None = None
     relay_password: str | None = None
     relay_starttls: bool = False
+    max_message_bytes: int = Field(30 * 1024 * 1024, ge=1024)  # the SMTP server's SIZE
+    domains: list[str] = Field(default_factory=list)  # accepted recipient domains; []: any
     # Existing mailboxes read with IMAP IDLE.
     imap: list[ImapSettings] = Field(default_factory=list)
 

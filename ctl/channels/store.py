@@ -86,22 +86,28 @@ async def open_contact(s: AsyncSession, channel: str, thread: str | None,
     if refs:
         stmt = (select(Message.contact_id, Message.thread)
                 .where(Message.channel == channel,
-                       Message.external_id.in_([ext(r) for r in refs]),
-                       Message.contact_id.is_not(None))
-                .order_by(Message.created_at.desc()).limit(1))
+                       Message.external_id.in_([ext(r) for r in refs]))
+                .order_by(Message.contact_id.is_(None), Message.created_at.desc()).limit(1))
         hit = (await s.execute(stmt)).first()
         if hit is not None:
-            contact = await s.get(Contact, hit.contact_id)
+            # A known message outside any contact (a ticket's notification) lends its
+            # thread: the answer becomes a contact of that thread.
+            contact = await s.get(Contact, hit.contact_id) if hit.contact_id else None
             thread = hit.thread or (contact.external_ref if contact else None)
             if contact is not None and contact.state in OPEN_STATES:
                 return contact, thread
-            return None, thread
+            if thread is not None:
+                return await _open_in_thread(s, channel, thread), thread
     if thread is None:
         return None, None
-    stmt2 = (select(Contact).where(Contact.channel == channel, Contact.external_ref == thread,
-                                   Contact.state.in_(OPEN_STATES))
-             .order_by(Contact.created_at.desc()).limit(1))
-    return (await s.scalars(stmt2)).first(), thread
+    return await _open_in_thread(s, channel, thread), thread
+
+
+async def _open_in_thread(s: AsyncSession, channel: str, thread: str) -> Contact | None:
+    stmt = (select(Contact).where(Contact.channel == channel, Contact.external_ref == thread,
+                                  Contact.state.in_(OPEN_STATES))
+            .order_by(Contact.created_at.desc()).limit(1))
+    return (await s.scalars(stmt)).first()
 
 
 async def thread_refs(s: AsyncSession, channel: str, thread: str | None,
