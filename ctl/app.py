@@ -13,7 +13,7 @@ from ctl.routing import http as routing_http
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings
 from ctl.tickets import http as tickets_http
-from ctl.web import errors, health
+from ctl.web import demo, errors, health
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -32,4 +32,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routing_http.routes)
     app.add_routes(channels_http.routes)
     app.add_routes(tickets_http.routes)
+    app.add_routes(demo.routes)
     return app

@@ -22,6 +22,7 @@ from ctl.contacts.states import ContactState
 from ctl.customers.service import CustomerService
 from ctl.errors import BadRequest, CtlError
 from ctl.ivr import builtin
+from ctl.ivr.live import Ivr
 from ctl.routing.client import RemoteRouting, Routing, handle
 from ctl.routing.cluster import Cluster
 from ctl.routing.notifier import Notifier
@@ -74,6 +75,8 @@ class Services:
         self.callbacks = Callbacks(self.voice, self.calls, self.db, settings)
         for q in settings.routing.queues:
             self.calls.flows[f"queue-{q.name}"] = builtin.queue(q.name, self.voice)
+        self.ivr = Ivr(self)  # published YAML flows, for calls whose flow is not built in
+        self.calls.resolve = self.ivr.resolve
         self.events = EventStream(self.ari, self.calls.dispatch, on_connect=self.calls.resync)
         self.ami = AmiClient("127.0.0.1", ast.ami_port, "ctl", secrets.ami_secret)
         ch = settings.channels  # digital channels: the outbound registry other services use
@@ -106,6 +109,7 @@ class Services:
     async def _lead(self) -> None:
         await self.core.start()
         await self.callbacks.restore()
+        await self.ivr.start()
         self.events.start()
         self.leading = True
 
@@ -113,6 +117,7 @@ class Services:
         self.leading = False
         await self.events.stop()
         await self.calls.stop()  # calls stay in Stasis: the next leader adopts them
+        await self.ivr.stop()
         await self.core.stop()
 
     async def _campaign(self, cluster: Cluster) -> None:
@@ -215,6 +220,8 @@ class Services:
         else:
             report["redis"] = {"ok": True, "mode": "in-process"}
         report["calls"] = {"ok": True, "active": len(self.calls.sessions)}
+        report["flows"] = {"ok": True, "errors": self.ivr.registry.errors, "versions": {
+            name: f.version for name, f in self.ivr.registry.current.items()}}
         return report
 
 

@@ -112,6 +112,7 @@ def render_all(
         "agents": list(agents),
         "demo_prompt": settings.demo_prompt,
         "queues": settings.routing.queues,
+        "numbers": settings.ivr.numbers,
         "noload": NOLOAD,
         "anonymous": _anonymous(settings),
         "tone_zone": "cn" if settings.default_region == "CN" else "us",
@@ -136,7 +137,7 @@ def render_agents(lay: Layout, inst: Installation, settings: Settings,
     env = _env()
     context = {"agents": list(agents), "asterisk": settings.asterisk,
                "trunks": settings.trunks, "demo_prompt": settings.demo_prompt,
-               "queues": settings.routing.queues}
+               "queues": settings.routing.queues, "numbers": settings.ivr.numbers}
     for name in ("pjsip_agents.conf.j2", "extensions.conf.j2"):
         text = env.get_template(name).render(context)
         _write(lay.host("etc", name.removesuffix(".j2")), text, inst)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ctl.customers.identity import normalize
 from ctl.store.db import Database
-from ctl.store.models import IDENTITY_KINDS, Base, Identity, new_id
+from ctl.store.models import IDENTITY_KINDS, Base, Customer, Identity, new_id
 
 _ATTEMPTS = 3
 _CUSTOMERS, _IDENTITIES = Base.metadata.tables["customers"], Base.metadata.tables["identities"]
@@ -38,6 +40,18 @@ class CustomerService:
             except IntegrityError:
                 continue  # a concurrent identify() created it first: read theirs
         raise RuntimeError(f"identity {kind} kept conflicting")  # pragma: no cover
+
+    async def describe(self, kind: str, value: str) -> dict[str, Any] | None:
+        """Who has this identity (id, name, tier), or None: for IVR flows' lookups."""
+        norm = normalize(kind, value, self._region) if kind in IDENTITY_KINDS else None
+        if norm is None:
+            return None
+        async with self._db.session(readonly=True) as s:
+            row = (await s.execute(select(Customer).join(Identity).where(
+                Identity.kind == kind, Identity.value == norm))).scalars().first()
+            if row is None:
+                return None
+            return {"id": row.id, "name": row.display_name, "tier": row.tier}
 
     async def _find(self, kind: str, value: str) -> str | None:
         stmt = select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)

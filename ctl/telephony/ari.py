@@ -130,6 +130,13 @@ class AriClient:
         await self.request("POST", f"/bridges/{bridge_id}/record", name=name, format=fmt,
                            ifExists="overwrite", beep=False, terminateOn="none")
 
+    async def record_channel(self, channel_id: str, name: str, *, max_seconds: int,
+                             beep: bool, max_silence: int = 5, fmt: str = "wav") -> None:
+        """Record what the caller says to <spool>/recording/<name>.<fmt>: # ends it."""
+        await self.request("POST", f"/channels/{channel_id}/record", name=name, format=fmt,
+                           maxDurationSeconds=max_seconds, maxSilenceSeconds=max_silence,
+                           ifExists="overwrite", beep=beep, terminateOn="#")
+
     async def channels(self) -> list[dict[str, Any]]:
         return await self.request("GET", "/channels")  # type: ignore[no-any-return]
 

@@ -45,6 +45,8 @@ class CallManager:
         self._recovery: asyncio.Task[None] | None = None
         self.legs: dict[str, CallSession] = {}  # channels placed for a call -> its session
         self.on_close: OnClose | None = None
+        # Flows not in `flows` (the published IVR flows); None: the name is unknown.
+        self.resolve: Callable[[str], Flow | None] | None = None
 
     def dispatch(self, event: Event) -> None:
         """Called by the websocket reader: must not block."""
@@ -79,7 +81,8 @@ class CallManager:
         final, reason, data = ContactState.CLOSED, "completed", {}
         try:
             await self._open(call)
-            flow = self.flows.get(call.info.flow) or self.flows["demo"]
+            flow = self.flows.get(call.info.flow) or \
+                (self.resolve(call.info.flow) if self.resolve else None) or self.flows["demo"]
             await flow(call)
             await call.hangup()
         except Hangup as h:

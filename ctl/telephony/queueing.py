@@ -27,6 +27,7 @@ from ctl.routing.model import (
     Offered,
     OfferEnded,
     Overflowed,
+    Step,
     Transferred,
 )
 from ctl.routing.service import RoutingService
@@ -78,7 +79,8 @@ class VoiceQueues:
 
     # --- the caller's side ----------------------------------------------------------
 
-    async def wait(self, call: CallSession, queue: str, priority: int = 0) -> str:
+    async def wait(self, call: CallSession, queue: str, priority: int = 0,
+                   steps: tuple[Step, ...] | None = None) -> str:
         """Queue the call and return once it ended with an agent ("completed") — or raise
         Hangup if the caller leaves first (the call manager then records the abandon)."""
         contact = call.info.contact_id
@@ -90,7 +92,7 @@ class VoiceQueues:
         rang: dict[str, tuple[str, str]] = {}  # offer id -> (agent id, phone channel id)
         try:
             if contact not in self.routing.engine.contacts:
-                await self.routing.enqueue(contact, queue, priority=priority)
+                await self.routing.enqueue(contact, queue, priority=priority, steps=steps)
             elif self.routing.engine.contacts[contact].state == "assigned" and \
                     await self.talk(call, None) != TRANSFERRED:  # adopted mid-conversation
                 return "completed"
@@ -273,6 +275,13 @@ class VoiceQueues:
         await call.play(media)
         await call.log("announcement", {"position": position, "expected_wait": wait})
         await self.ari.start_moh(call.id)
+
+    async def agent_id(self, username: str) -> str:
+        async with self._db.session(readonly=True) as s:
+            found = await s.scalar(select(Agent.id).where(Agent.username == username))
+        if found is None:
+            raise NotFound(f"no agent {username!r}")
+        return found
 
     async def _endpoint(self, agent_id: str) -> str:
         if agent_id not in self._endpoints:

@@ -54,6 +54,7 @@ class Record(Verb):
             fields: dict[str, Any] = {
                 "subject": self.subject(ctx.vars), "department": t.department,
                 "priority": t.priority, "category": t.category, "attachments": [path],
-                "description": "Voicemail left in the IVR", "source": "voicemail"}
+                "description": "Voicemail left in the IVR", "source": "voicemail",
+                "contact_id": ctx.caller.contact_id}
             ctx.vars["ticket"] = await ctx.services.create_ticket(fields)
         return None

@@ -37,7 +37,7 @@ class Ticket(Verb):
             ctx.vars[a.into] = await ctx.services.create_ticket({
                 "subject": self.subject(ctx.vars), "description": self.description(ctx.vars),
                 "priority": a.priority, "department": a.department, "category": a.category,
-                "source": "ivr"})
+                "source": "ivr", "contact_id": ctx.caller.contact_id})
         except Exception as e:  # the caller hears the error branch, not silence
             await ctx.caller.log("ticket", {"error": str(e)[:300]})
             return "error"

@@ -1,0 +1,258 @@
+"""The runner's Caller on a real call (ARI), and its Services in the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ctl.errors import TelephonyError
+from ctl.ivr import runner
+from ctl.ivr.runner import Context, QueueRequest, Recognition, Say, Utterance
+from ctl.ivr.validate import Known
+from ctl.routing.model import Requirement, Step
+from ctl.settings import StepSettings
+from ctl.telephony.events import channel_of
+from ctl.telephony.queueing import VoiceQueues
+from ctl.telephony.session import RESYNC, CallSession
+
+Render = Callable[[Say], Awaitable[str | None]]  # text -> a media URI (TTS), or None
+
+
+class LiveCaller:
+    def __init__(self, call: CallSession, voice: VoiceQueues, render: Render | None,
+                 recordings: Path) -> None:
+        self.call, self.voice, self.render = call, voice, render
+        self.number = call.info.vars.get("caller") or call.info.caller_number
+        self.contact_id = call.info.contact_id
+        self.recordings = recordings
+        self._keys: list[str] = []  # pressed and not yet read (type-ahead)
+
+    async def answer(self) -> None:
+        await self.call.answer()
+
+    async def _media(self, items: Sequence[Utterance]) -> list[str]:
+        media = []
+        for item in items:
+            if isinstance(item, Say):
+                uri = await self.render(item) if self.render else None
+                if uri:
+                    media.append(uri)
+            elif item.uri.startswith(("http://", "https://", "/")):
+                media.append(f"sound:{item.uri}")
+            else:
+                media.append(item.uri)
+        return media
+
+    async def play(self, items: Sequence[Utterance], *, barge_in: bool) -> bool:
+        if barge_in and self._keys:
+            return True  # a key already pressed skips the prompt
+        media = await self._media(items)
+        if not media:
+            return False
+        playback_id = uuid.uuid4().hex
+        started = time.monotonic()
+        await self.call.ari.play(self.call.id, media, playback_id)
+        stopped = False
+        while True:
+            event = await self.call.next_event()
+            kind = event["type"]
+            if kind == "PlaybackFinished" and event["playback"]["id"] == playback_id:
+                break
+            if kind == RESYNC and not await self.call.ari.playback_exists(playback_id):
+                break
+            if kind == "ChannelDtmfReceived" and channel_of(event) == self.call.id:
+                self._keys.append(str(event["digit"]))
+                if barge_in and not stopped:
+                    stopped = True
+                    try:
+                        await self.call.ari.stop_playback(playback_id)
+                    except TelephonyError:
+                        break  # it had just finished
+        await self.call.log("prompt", {"media": media, "barged_in": stopped,
+                                       "ms": round((time.monotonic() - started) * 1000)})
+        return stopped
+
+    async def digits(self, count: int, *, timeout: float, inter_digit: float = 3.0,
+                     terminator: str = "") -> str:
+        got = ""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(got) < count:
+            if self._keys:
+                key = self._keys.pop(0)
+            else:
+                left = deadline - asyncio.get_running_loop().time()
+                try:
+                    event = await self.call.next_event(max(left, 0.0))
+                except TimeoutError:
+                    break
+                if event["type"] != "ChannelDtmfReceived" or \
+                        channel_of(event) != self.call.id:
+                    continue
+                key = str(event["digit"])
+            if terminator and key == terminator:
+                break
+            got += key
+            deadline = asyncio.get_running_loop().time() + inter_digit
+        await self.call.log("keys", {"keys": got})
+        return got
+
+    async def listen(self, intents: Mapping[str, list[str]], *, language: str,
+                     timeout: float, prompt: Sequence[Utterance]) -> Recognition | None:
+        # Until speech recognition is plugged in, callers answer with the intents' keys.
+        await self.play(prompt, barge_in=True)
+        key = await self.digits(1, timeout=timeout)
+        return Recognition("", None, 1.0, dtmf=key) if key else None
+
+    async def enqueue(self, request: QueueRequest) -> str:
+        steps = None if request.steps is None else \
+            tuple([await self._step(s) for s in request.steps])
+        outcome = await self.voice.wait(self.call, request.queue or self._first_queue(),
+                                        request.priority, steps)
+        return {"overflowed": "overflow"}.get(outcome, outcome)
+
+    async def _step(self, raw: dict[str, Any]) -> Step:
+        agent = raw.get("agent")
+        agent_id = await self.voice.agent_id(agent) if agent else None
+        plain = StepSettings.model_validate({k: v for k, v in raw.items() if k != "agent"})
+        return Step(Requirement.of(plain.skills, tuple(plain.languages), tuple(plain.tiers),
+                                   agent_id), plain.expires_after)
+
+    def _first_queue(self) -> str:
+        return self.voice.routing.settings.queues[0].name
+
+    async def transfer(self, kind: str, target: str) -> str:
+        try:  # NOTE: the channel leaves Stasis for the agents' dialplan, which dials out
+            await self.call.ari.continue_dialplan(self.call.id, "agents", target, 1)
+        except TelephonyError:
+            return "failed"
+        await self.call.log("call", {"action": "transferred_out", kind: target})
+        return "completed"
+
+    async def record(self, *, max_seconds: float, beep: bool) -> str | None:
+        name = f"{self.contact_id or self.call.id}-voicemail-{int(time.time())}"
+        await self.call.ari.record_channel(self.call.id, name, max_seconds=int(max_seconds),
+                                           beep=beep)
+        while True:
+            event = await self.call.next_event()
+            if event["type"] in ("RecordingFinished", "RecordingFailed") and \
+                    event["recording"]["name"] == name:
+                break
+        duration = event["recording"].get("duration", 0) or 0
+        if event["type"] == "RecordingFailed" or duration < 1:
+            return None
+        path = str(self.recordings / f"{name}.wav")
+        await self.call.log("voicemail", {"recording": path, "seconds": duration})
+        return path
+
+    async def hangup(self) -> None:
+        await self.call.hangup()
+
+    async def log(self, kind: str, data: dict[str, Any]) -> None:
+        await self.call.log(kind, data)
+
+
+class LiveServices:
+    """Flows' reach into the controller: each is a thin call into a service."""
+
+    def __init__(self, services: Any) -> None:
+        self.s = services
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def http(self, method: str, url: str, *, headers: Mapping[str, str], body: Any,
+                   timeout: float) -> tuple[int, Any]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as s, s.request(
+                method, url, headers=dict(headers), json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def lookup_customer(self, kind: str, value: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self.s.customers.describe(kind, value)
+        return found
+
+    async def queue_status(self, queue: str) -> dict[str, Any]:
+        view = next((q for q in await self.s.core.queues() if q["name"] == queue), None)
+        if view is None:
+            return {"agents_available": 0, "waiting": 0, "expected_wait": None,
+                    "longest_wait": 0}
+        staffed = view["agents"]["staffed"]
+        handle = view["average_handle"] or 0
+        return {"agents_available": view["agents"]["available"], "waiting": view["waiting"],
+                "longest_wait": round(view["oldest_wait"]),
+                "expected_wait": round((view["waiting"] + 1) * handle / staffed)
+                if staffed else None}
+
+    async def create_ticket(self, fields: dict[str, Any]) -> dict[str, Any]:
+        view = await self.s.tickets.create(**{k: v for k, v in fields.items() if v is not None})
+        return {"id": view.id, "number": view.number}
+
+    async def send_message(self, channel: str, to: str, text: str,
+                           subject: str | None) -> str:
+        sent: str = await self.s.outbound.send(channel, to, text, subject=subject)
+        return sent
+
+
+class Ivr:
+    """The published flows of this controller, run on the calls that ask for them."""
+
+    def __init__(self, services: Any) -> None:
+        from ctl.ivr.registry import FlowRegistry
+
+        self.s = services
+        settings = services.settings
+        self.registry = FlowRegistry(services.db, settings.flows_dir, self.known,
+                                     watch_every=1.0 if settings.ivr.watch else None)
+        self.recordings = (settings.data_dir / "asterisk" / "spool" / "recording").resolve()
+        host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") \
+            else "127.0.0.1"
+        self.base_vars = {"ctl_url": f"http://{host}:{settings.http_port}"}
+        self._agent_skills: frozenset[str] = frozenset()
+
+    def known(self) -> Known:
+        routing = self.s.settings.routing
+        skills = frozenset(s for q in routing.queues for st in q.steps for s in st.skills) \
+            | self._agent_skills
+        return Known(queues=frozenset(q.name for q in routing.queues), skills=skills or None)
+
+    async def start(self) -> None:
+        from sqlalchemy import select
+
+        from ctl.store.models import Agent
+
+        async with self.s.db.session(readonly=True) as s:
+            rows = (await s.scalars(select(Agent.skills))).all()
+        self._agent_skills = frozenset(k for r in rows for k in (r or {}))
+        await self.registry.start()
+
+    async def stop(self) -> None:
+        await self.registry.stop()
+
+    def resolve(self, name: str) -> Callable[[CallSession], Awaitable[None]] | None:
+        flows = self.registry.snapshot()  # this call's versions, whatever is published later
+        flow = flows.get(name)
+        if flow is None:
+            return None
+
+        async def run(call: CallSession) -> None:
+            tts = getattr(self.s, "tts", None)
+            render: Render | None = None
+            if tts is not None:
+                async def render(say: Say) -> str | None:
+                    uri: str = await tts.render(say.text, say.language, say.voice)
+                    return uri
+            caller = LiveCaller(call, self.s.voice, render, self.recordings)
+            ctx = Context(flows, flow, caller, LiveServices(self.s), {
+                **flow.vars, **self.base_vars, "language": flow.language,
+                "caller": call.info.caller_number, "did": call.info.did})
+            await caller.answer()
+            await runner.run(ctx)
+
+        return run

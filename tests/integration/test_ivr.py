@@ -1,0 +1,160 @@
+"""YAML flows on the real Asterisk: scripted callers (Local channels in a test app sending
+real DTMF and audio) walk the demo flows to self-service, to a queue, to voicemail; a flow
+published while 20 calls are in it does not disturb them.
+
+Numbers (conftest): 1200 main, 1201 order-status, 1202 after-hours, 1210 reload-test.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from ctl.store.db import Database
+from ctl.store.models import Contact, ContactEvent, Ticket, TicketContact
+from tests.integration import sip
+from tests.integration.harness import Caller, CtlProcess, eventually
+
+
+async def contact_of(db: Database, channel_id: str, states: tuple[str, ...],
+                     timeout: float = 30) -> Contact:
+    async def probe() -> Contact | None:
+        async with db.session(readonly=True) as s:
+            row = await s.scalar(select(Contact).where(Contact.external_ref == channel_id))
+        return row if row is not None and row.state in states else None
+
+    return await eventually(probe, timeout, f"the contact of {channel_id} in {states}")
+
+
+async def events_of(db: Database, contact_id: str) -> list[ContactEvent]:
+    async with db.session(readonly=True) as s:
+        return list(await s.scalars(select(ContactEvent).where(
+            ContactEvent.contact_id == contact_id).order_by(ContactEvent.id)))
+
+
+def path(events: list[ContactEvent]) -> list[str]:
+    return [f"{e.data['flow']}:{e.data['step']}" for e in events if e.kind == "ivr"]
+
+
+async def answered(caller: Caller, ours: str) -> None:
+    await caller.wait(ours, "StasisStart")
+
+
+async def test_order_status_self_service_by_keys(ctl: CtlProcess, caller: Caller,
+                                                 db: Database) -> None:
+    ours, theirs = await caller.call("1201")
+    await answered(caller, ours)
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="12345#")
+    await caller.wait(ours, "StasisEnd", timeout=30)  # the flow ran to its end and hung up
+    contact = await contact_of(db, theirs, ("closed",))
+    assert contact.close_reason == "completed"
+    events = await events_of(db, contact.id)
+    assert path(events) == ["order-status:ask", "order-status:fetch", "order-status:tell",
+                            "order-status:text_it", "order-status:done"]
+    assert {"keys": "12345"} in [e.data for e in events if e.kind == "keys"]
+    http = next(e.data for e in events if e.kind == "http")
+    assert http["status"] == 200 and http["url"].endswith("/demo/orders/12345")
+    left = {e.data["step"]: e.data for e in events if e.kind == "ivr_left"}
+    assert left["ask"]["outcome"] is None and left["fetch"]["outcome"] is None
+
+
+async def test_main_menu_to_a_queue_in_mandarin_then_abandon(ctl: CtlProcess, caller: Caller,
+                                                             db: Database) -> None:
+    ours, theirs = await caller.call("1200", caller_id="+8613800138000")
+    await answered(caller, ours)
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="20")  # 中文, agent
+    queued = await contact_of(db, theirs, ("queued",))
+    await caller.ari.hangup(ours)
+    contact = await contact_of(db, theirs, ("abandoned",))
+    assert contact.id == queued.id
+    events = await events_of(db, contact.id)
+    assert path(events) == ["main:hours", "main:who", "main:language", "main:main_menu",
+                            "main:agent"]
+    assert queued.criteria and queued.criteria[0]["languages"] == ["zh-CN"]
+    assert any(e.to_state == "queued" for e in events)
+
+
+async def test_after_hours_voicemail_becomes_a_ticket(ctl: CtlProcess, caller: Caller,
+                                                      db: Database, settings: Any) -> None:
+    started = time.time()
+    ours, theirs = await caller.call("1202", caller_id="+15551230077")
+    await answered(caller, ours)
+    await caller.ari.play(ours, "sound:demo-congrats", "speaking")  # the caller's message
+    spool = (Path(os.environ["CTL_DATA_DIR"]) / "asterisk" / "spool" / "recording")
+
+    async def recorded() -> bool | None:  # some speech is in the voicemail
+        files = [p for p in spool.glob("*-voicemail-*.wav") if p.stat().st_size > 24000
+                 and p.stat().st_mtime > started]
+        return True if files else None
+
+    await eventually(recorded, 30, "a voicemail with speech in it")
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="#")  # done
+    await caller.wait(ours, "StasisEnd", timeout=30)
+    contact = await contact_of(db, theirs, ("closed",))
+    events = await events_of(db, contact.id)
+    assert path(events) == ["after-hours:closed", "after-hours:voicemail",
+                            "after-hours:thanks", "after-hours:bye"]
+    voicemail = next(e.data for e in events if e.kind == "voicemail")
+    assert voicemail["seconds"] >= 1
+    assert voicemail["recording"].startswith(str(spool.resolve()))
+    async with db.session(readonly=True) as s:
+        ticket = await s.scalar(select(Ticket).join(
+            TicketContact, TicketContact.ticket_id == Ticket.id).where(
+            TicketContact.contact_id == contact.id))
+    assert ticket is not None
+    assert ticket.subject == "After-hours voicemail from +15551230077"
+    assert ticket.attachments and voicemail["recording"] in str(ticket.attachments)
+    assert ticket.customer_id == contact.customer_id
+
+
+RELOAD_V1 = """name: reload-test
+start: wait
+steps:
+  wait:
+    menu: {prompt: [{play: "sound:silence/1"}], choices: {"1": first}, timeout: 60, retries: 0}
+  first:
+    set: {version_seen: 1}
+"""
+RELOAD_V2 = RELOAD_V1.replace("first", "second").replace("version_seen: 1", "version_seen: 2")
+
+
+async def test_publishing_while_20_calls_are_in_the_flow(
+        ctl: CtlProcess, caller: Caller, db: Database, tmp_path: Path,
+        ast_env: dict[str, str], backend: dict[str, str]) -> None:
+    env = {**os.environ, **ast_env, **backend}
+    flow = tmp_path / "reload-test.yaml"
+    flow.write_text(RELOAD_V1)
+    out = await sip.ctl_command(env, "flows", "publish", str(flow))
+    v1 = int(out.split("version ")[1].split()[0])
+
+    async def published(version: int) -> bool | None:
+        health = await ctl.health()
+        versions = health["checks"]["flows"]["versions"] if health else {}
+        return True if versions.get("reload-test") == version else None
+
+    await eventually(lambda: published(v1), 10, "ctl to take version 1")
+    calls = [await caller.call("1210") for _ in range(20)]
+    for ours, _ in calls:
+        await answered(caller, ours)
+    for _, theirs in calls:
+        await contact_of(db, theirs, ("ivr",))
+    flow.write_text(RELOAD_V2)
+    await sip.ctl_command(env, "flows", "publish", str(flow))
+    await eventually(lambda: published(v1 + 1), 10, "ctl to take version 2")
+    late_ours, late_theirs = await caller.call("1210")
+    await answered(caller, late_ours)
+    for ours, _ in [*calls, (late_ours, late_theirs)]:
+        await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="1")
+    for _, theirs in calls:
+        contact = await contact_of(db, theirs, ("closed",))
+        assert contact.close_reason == "completed"
+        assert path(await events_of(db, contact.id)) == ["reload-test:wait",
+                                                          "reload-test:first"]
+    late = await contact_of(db, late_theirs, ("closed",))
+    steps = [e.data for e in await events_of(db, late.id) if e.kind == "ivr"]
+    assert [s["step"] for s in steps] == ["wait", "second"]
+    assert {s["version"] for s in steps} == {v1 + 1}
