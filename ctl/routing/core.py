@@ -103,9 +103,16 @@ class Core:
         takes whatever is best for it, which may be another contact of the batch."""
         agents, self._batch_agents = self._batch_agents, []
         for live in sorted({id(c): c for c in batch}.values(), key=lambda c: c.order):
-            if live.state == "queued" and self.contacts.get(live.req.id) is live:
-                for agent in self._qualified(live, now):
+            # An agent fed may take a better contact for it (one for it alone, a later one
+            # of the batch) and leave this one waiting: the next qualified agents get their
+            # turn, for as long as the agents fed take something.
+            while live.state == "queued" and self.contacts.get(live.req.id) is live:
+                chosen = self._qualified(live, now)
+                taken = sum(agent.total for agent in chosen)
+                for agent in chosen:
                     self._settle_agent(agent, now)
+                if sum(agent.total for agent in chosen) == taken:
+                    break
         for agent in agents:
             self._settle_agent(agent, now)
 

@@ -438,3 +438,15 @@ def test_position_counts_a_requeued_contact_once() -> None:
         contact(e, f"c{i}", i)
     e.decline(offer_of(e, "c1", "a1"), 5)  # c1 back in the queue, c2 offered
     assert position(e, "c3") == 2  # c1 then c3
+
+
+def test_agent_taking_another_contact_of_the_instant_leaves_its_turn_to_the_next() -> None:
+    # Found by test_routing_invariants: at 10 both contacts widen; c1 (older) picks a1, idle
+    # longest, but a1 takes c2, held for it alone; a0 qualifies for c1 and must get it.
+    e = engine()
+    agent(e, "a1", 0, capacity={CHAT: 1})
+    agent(e, "a0", 1, capacity={CHAT: 1})
+    fr = Requirement.of(languages=("fr",))  # nobody: both wait until 10
+    contact(e, "c1", 2, CHAT, steps=(Step(fr, 8),))
+    contact(e, "c2", 3, CHAT, steps=(Step(fr, 7), Step(Requirement.of(agent="a1"), None)))
+    assert sorted(offered(e.advance(10))) == [("c1", "a0"), ("c2", "a1")]
