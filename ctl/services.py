@@ -36,8 +36,7 @@ from ctl.telephony.callbacks import Callbacks
 from ctl.telephony.calls import CallManager
 from ctl.telephony.events import EventStream
 from ctl.telephony.queueing import VoiceQueues
-from ctl.tickets.routing import Departments
-from ctl.tickets.service import TicketService
+from ctl.tickets import wiring as tickets
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,6 @@ class Services:
                                    publish=self.cluster.publisher() if self.cluster else None)
         self.routing: Routing = RemoteRouting(self.cluster) if self.cluster else self.core
         self.leading = False
-        self.tickets = TicketService(self.db, departments=Departments(
-            self.intake, self.routing.end, {q.name: q.name for q in settings.routing.queues}))
         self.auth = AuthService(self.db, settings.routing.session_hours)
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
@@ -88,6 +85,9 @@ class Services:
                             ch.attachment_types),
             ch, self.core.publish, settings.node_id)
         self.email = EmailAdapter(ch.email, self.channels)
+        self.tickets, self.ticket_rules = tickets.build(self.db, settings, self.intake,
+                                                        self.routing.end, self.outbound)
+        self._sla: asyncio.Task[None] | None = None  # the leader watches SLA clocks
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -111,10 +111,13 @@ class Services:
         await self.callbacks.restore()
         await self.ivr.start()
         self.events.start()
+        self._sla = asyncio.create_task(self.ticket_rules.run())
         self.leading = True
 
     async def _follow(self) -> None:
         self.leading = False
+        if self._sla is not None:
+            self._sla.cancel()
         await self.events.stop()
         await self.calls.stop()  # calls stay in Stasis: the next leader adopts them
         await self.ivr.stop()

@@ -199,6 +199,7 @@ class Settings(BaseSettings):
     trunks: list[TrunkSettings] = Field(default_factory=list)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)  # type: ignore[arg-type]
     ivr: IvrSettings = Field(default_factory=IvrSettings)
+    tickets_file: Path | None = None  # ticket rules, SLA, departments (ctl/tickets/rules.py)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
 
     @classmethod

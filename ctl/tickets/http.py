@@ -43,7 +43,10 @@ async def create(request: web.Request) -> web.Response:
         kind, value = identity.get("kind"), identity.get("value")
         if not isinstance(kind, str) or not isinstance(value, str):
             raise BadRequest('customer must be {"kind": ..., "value": ...}')
-        customer_id = await services.customers.identify(kind, value, identity.get("name"))
+        try:
+            customer_id = await services.customers.identify(kind, value, identity.get("name"))
+        except ValueError as e:  # an unknown kind, an unusable address
+            raise BadRequest(f"customer: {e}") from None
     ticket = await services.tickets.create(
         subject=_field(body, "subject"), description=str(body.get("description") or ""),
         customer_id=customer_id, contact_id=body.get("contact_id"),

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ctl.errors import BadRequest
+from ctl.errors import BadRequest, InvalidTransition
 from ctl.store.models import CHANNELS, Ticket, TicketEvent
+
+if TYPE_CHECKING:
+    from ctl.tickets.rules import FieldDef
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 # What update() may change directly; status has its own verbs (move, reply...).
@@ -118,3 +121,29 @@ def changes(values: dict[str, Any]) -> dict[str, Any]:
         if name in out and not isinstance(out[name], str | None):
             raise BadRequest(f"{name} must be text or null")
     return out
+
+
+def fields(values: Any, defs: Sequence[FieldDef]) -> dict[str, Any]:
+    """Custom field values checked against the admins' definitions (none: anything goes).
+    None removes a field."""
+    if not isinstance(values, dict):
+        raise BadRequest("fields must be an object of name -> value")
+    if not defs:
+        return dict(values)
+    known = {d.name: d for d in defs}
+    for name, value in values.items():
+        d = known.get(name)
+        if d is None:
+            raise BadRequest(f"unknown custom field {name!r}",
+                             hint=f"fields: {', '.join(sorted(known))}")
+        if value is not None and d.choices is not None and value not in d.choices:
+            raise BadRequest(f"field {name!r} cannot be {value!r}",
+                             hint=f"one of: {', '.join(map(str, d.choices))}")
+    return dict(values)
+
+
+def require_fields(values: dict[str, Any], defs: Sequence[FieldDef], number: int) -> None:
+    missing = [d.name for d in defs if d.required and values.get(d.name) is None]
+    if missing:
+        raise InvalidTransition(f"ticket #{number} cannot be resolved without "
+                                f"{', '.join(missing)}", hint="set these custom fields first")

@@ -19,10 +19,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from ctl.errors import BadRequest, Conflict, InvalidTransition, NotFound
 from ctl.store.db import Database
 from ctl.store.models import Contact, Ticket, TicketContact, TicketCounter, TicketEvent, utcnow
-from ctl.tickets import model
+from ctl.tickets import model, rows
 from ctl.tickets import states as st
 from ctl.tickets.model import TicketView
 from ctl.tickets.routing import Departments
+from ctl.tickets.rules import TicketsConfig
 from ctl.tickets.search import Filters, search_in
 
 T = TypeVar("T")
@@ -30,16 +31,19 @@ _ATTEMPTS = 8
 Clock = Callable[[], datetime]
 # A change applied to a loaded ticket inside the write transaction (may add events).
 Apply = Callable[[Session, Ticket, datetime], None]
-# Called after each committed change with the ticket and what happened (rules, routing...).
-Hook = Callable[[TicketView, str], Awaitable[None]]
+# Called after each committed change with the ticket and what happened (rules,
+# notifications); a hook that changed the ticket again returns it as it left it.
+Hook = Callable[[TicketView, str], Awaitable[TicketView | None]]
 
 
 class TicketService:
     def __init__(self, db: Database, *, clock: Clock = utcnow,
-                 departments: Departments | None = None) -> None:
+                 departments: Departments | None = None,
+                 config: TicketsConfig | None = None) -> None:
         self._db = db
         self.clock = clock
         self.departments = departments
+        self.config = config or TicketsConfig.empty()
         self.hooks: list[Hook] = []
 
     async def create(
@@ -60,7 +64,8 @@ class TicketService:
             "category": category, "department": None if routed else department,
             "customer_id": customer_id,
             "source": source, "attachments": [str(a) for a in attachments],
-            "tags": model.tags(list(tags)), "fields": dict(fields or {}), "notify": notify,
+            "tags": model.tags(list(tags)),
+            "fields": model.fields(fields or {}, self.config.fields), "notify": notify,
             "status": st.TicketStatus.NEW.value, "sla_state": "none",
         }
 
@@ -75,10 +80,13 @@ class TicketService:
             number = s.execute(update(TicketCounter).where(TicketCounter.id == 1)
                                .values(last=TicketCounter.last + 1)
                                .returning(TicketCounter.last)).scalar_one()
-            t = Ticket(number=number, created_at=now, updated_at=now, **row)
+            plan = self.config.sla.plan(row["priority"], now)
+            t = Ticket(number=number, created_at=now, updated_at=now,
+                       response_due=plan.response_due, resolution_due=plan.resolution_due,
+                       **{**row, "sla_state": plan.state})
             s.add(t)
             s.flush()
-            s.add(_event(t, now, "created", actor, subject=t.subject, priority=t.priority,
+            s.add(rows.event(t, now, "created", actor, subject=t.subject, priority=t.priority,
                          department=department, source=source, contact_id=contact_id))
             links = []
             if contact_id is not None:
@@ -87,7 +95,7 @@ class TicketService:
             return model.view(t, links)
 
         ticket = await self._db.write(work)
-        await self._after(ticket, "created")
+        ticket = await self._after(ticket, "created")
         if routed:
             ticket = await self._route(ticket, str(department), actor, "created")
         return ticket
@@ -122,11 +130,11 @@ class TicketService:
 
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             old[0] = t.task_contact_id
-            s.add(_event(t, now, "department", actor, public=False,
+            s.add(rows.event(t, now, "department", actor, public=False,
                          **{"from": t.department, "to": department},
                          contact_id=contact_id, reason=reason))
             t.department, t.task_contact_id = department, contact_id
-            _link(s, t, contact_id, now, actor)
+            rows.link(s, t, contact_id, now, actor)
 
         try:
             view = await self._change(ticket.id, apply, version, "department")
@@ -140,7 +148,7 @@ class TicketService:
     async def get(self, ref: str) -> TicketView:
         """By id, or by number ("123" or "#123")."""
         async with self._db.session(readonly=True) as s:
-            return await s.run_sync(lambda s: _view(s, _load(s, ref)))
+            return await s.run_sync(lambda s: rows.view(s, rows.load(s, ref)))
 
     async def update(self, ref: str, changes: dict[str, Any], *, version: int | None = None,
                      actor: str | None = None) -> TicketView:
@@ -152,8 +160,13 @@ class TicketService:
                     if getattr(t, k) != v}
             for k, v in checked.items():
                 setattr(t, k, v)
+            if "priority" in diff:  # the SLA clocks restart from creation at the new pace
+                plan = self.config.sla.plan(t.priority, t.created_at)
+                t.response_due, t.resolution_due = plan.response_due, plan.resolution_due
+                if t.sla_state != "breached":
+                    t.sla_state = plan.state
             if diff:
-                s.add(_event(t, now, "changed", actor, changes=diff))
+                s.add(rows.event(t, now, "changed", actor, changes=diff))
 
         return await self._change(ref, apply, version, "updated")
 
@@ -165,7 +178,7 @@ class TicketService:
             before = set(t.tags)
             t.tags = sorted((before | set(added)) - set(removed))
             if set(t.tags) != before:
-                s.add(_event(t, now, "tags", actor, added=sorted(set(t.tags) - before),
+                s.add(rows.event(t, now, "tags", actor, added=sorted(set(t.tags) - before),
                              removed=sorted(before - set(t.tags))))
 
         return await self._change(ref, apply, version, "updated")
@@ -173,8 +186,7 @@ class TicketService:
     async def set_fields(self, ref: str, values: dict[str, Any], *,
                          version: int | None = None, actor: str | None = None) -> TicketView:
         """Custom fields, merged key by key (None removes one)."""
-        if not isinstance(values, dict):
-            raise BadRequest("fields must be an object of name -> value")
+        values = model.fields(values, self.config.fields)
 
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             merged = {**t.fields, **values}
@@ -183,7 +195,7 @@ class TicketService:
                     if t.fields.get(k) != values[k]}
             t.fields = merged
             if diff:
-                s.add(_event(t, now, "fields", actor, changes=diff))
+                s.add(rows.event(t, now, "fields", actor, changes=diff))
 
         return await self._change(ref, apply, version, "updated")
 
@@ -193,7 +205,9 @@ class TicketService:
         target = st.status(to)
 
         def apply(s: Session, t: Ticket, now: datetime) -> None:
-            _set_status(s, t, target, now, actor, reason)
+            if target is st.TicketStatus.RESOLVED:
+                model.require_fields(t.fields, self.config.fields, t.number)
+            rows.set_status(s, t, target, now, actor, reason)
 
         return await self._follow(await self._change(ref, apply, version, f"status:{target}"))
 
@@ -206,7 +220,7 @@ class TicketService:
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             if t.status in st.FINAL:
                 raise InvalidTransition(f"ticket #{t.number} is closed: nothing can be added")
-            s.add(_event(t, now, "reply" if public else "note", actor, public=public,
+            s.add(rows.event(t, now, "reply" if public else "note", actor, public=public,
                          body=body))
             if public and t.first_response_at is None:
                 t.first_response_at = now
@@ -218,12 +232,12 @@ class TicketService:
         """The customer wrote back: waiting on them ends, a resolved ticket is reopened."""
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             to = st.after_customer_reply(t.status)
-            s.add(_event(t, now, "customer_reply", "customer", public=True, body=body,
+            s.add(rows.event(t, now, "customer_reply", "customer", public=True, body=body,
                          contact_id=contact_id))
             if contact_id is not None:
-                _link(s, t, contact_id, now, "customer")
+                rows.link(s, t, contact_id, now, "customer")
             if to is not None:
-                _set_status(s, t, to, now, "customer", "customer replied")
+                rows.set_status(s, t, to, now, "customer", "customer replied")
 
         return await self._follow(await self._change(ref, apply, None, "customer_reply"))
 
@@ -243,13 +257,13 @@ class TicketService:
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             if s.get(Contact, contact_id) is None:
                 raise NotFound(f"no contact {contact_id}")
-            _link(s, t, contact_id, now, actor)
+            rows.link(s, t, contact_id, now, actor)
 
         return await self._change(ref, apply, None, "linked")
 
     async def history(self, ref: str, *, public_only: bool = False) -> list[dict[str, Any]]:
         def read(s: Session) -> list[dict[str, Any]]:
-            t = _load(s, ref)
+            t = rows.load(s, ref)
             stmt = select(TicketEvent).where(TicketEvent.ticket_id == t.id)
             if public_only:
                 stmt = stmt.where(TicketEvent.public)
@@ -262,6 +276,28 @@ class TicketService:
         async with self._db.session(readonly=True) as s:
             return await s.run_sync(lambda s: search_in(s, filters))
 
+    async def running_clocks(self, limit: int = 1000, after: int = 0) -> list[TicketView]:
+        """Unresolved tickets whose SLA is not yet breached (ok or warning), by number."""
+        stmt = (select(Ticket).where(Ticket.sla_state.in_(("ok", "warning")),
+                                     Ticket.status.not_in(("resolved", "closed")),
+                                     Ticket.number > after)
+                .order_by(Ticket.number).limit(limit))
+        async with self._db.session(readonly=True) as s:
+            return [model.view(t) for t in await s.scalars(stmt)]
+
+    async def mark_sla(self, ref: str, state: str) -> TicketView:
+        """Record a warning or breach (the audit history says which clock and when)."""
+        kind = "sla_breach" if state == "breached" else f"sla_{state}"
+
+        def apply(s: Session, t: Ticket, now: datetime) -> None:
+            if t.sla_state != state:
+                s.add(rows.event(t, now, kind, "sla", public=False,
+                                 **{"from": t.sla_state}, response_due=_iso(t.response_due),
+                                 resolution_due=_iso(t.resolution_due)))
+                t.sla_state = state
+
+        return await self._change(ref, apply, None, kind)
+
     async def change(self, ref: str, apply: Apply, *, version: int | None = None,
                      what: str = "updated") -> TicketView:
         """Apply a change written elsewhere in ctl/tickets (routing, SLA) under the lock."""
@@ -273,7 +309,7 @@ class TicketService:
             # Locked for the transaction: writers of one ticket queue instead of retrying
             # (SQLite's BEGIN IMMEDIATE already serialises them); `version` is the lock
             # between the caller's read and this write.
-            t = _load(s, ref, lock=True)
+            t = rows.load(s, ref, lock=True)
             if version is not None and t.version != version:
                 raise Conflict(f"ticket #{t.number} is at version {t.version}, not {version}",
                                hint="somebody changed it: read it again and redo the change")
@@ -282,7 +318,7 @@ class TicketService:
             if s.dirty or s.new:
                 t.updated_at = now
             s.flush()
-            return _view(s, t)
+            return rows.view(s, t)
 
         for _ in range(_ATTEMPTS):
             try:
@@ -292,52 +328,14 @@ class TicketService:
                     raise Conflict(f"ticket {ref} changed meanwhile",
                                    hint="read it again and redo the change") from None
                 continue  # re-read and re-apply on the winner's row
-            await self._after(ticket, what)
-            return ticket
+            return await self._after(ticket, what)
         raise Conflict(f"ticket {ref} kept changing", hint="retry later")
 
-    async def _after(self, ticket: TicketView, what: str) -> None:
+    async def _after(self, ticket: TicketView, what: str) -> TicketView:
         for hook in self.hooks:
-            await hook(ticket, what)
+            ticket = await hook(ticket, what) or ticket
+        return ticket
 
 
-def _load(s: Session, ref: str, *, lock: bool = False) -> Ticket:
-    key = ref.removeprefix("#")
-    by = Ticket.number == int(key) if key.isdigit() and len(key) < 10 else Ticket.id == ref
-    stmt = select(Ticket).where(by)
-    t = s.scalars(stmt.with_for_update() if lock else stmt).first()
-    if t is None:
-        raise NotFound(f"no ticket {ref}")
-    return t
-
-
-def _view(s: Session, t: Ticket) -> TicketView:
-    links = s.scalars(select(TicketContact.contact_id).where(TicketContact.ticket_id == t.id)
-                      .order_by(TicketContact.linked_at))
-    return model.view(t, list(links))
-
-
-def _event(t: Ticket, now: datetime, kind: str, actor: str | None, *, public: bool = False,
-           **data: Any) -> TicketEvent:
-    return TicketEvent(ticket_id=t.id, at=now, kind=kind, actor=actor, public=public,
-                       data={k: v for k, v in data.items() if v is not None})
-
-
-def _link(s: Session, t: Ticket, contact_id: str, now: datetime, actor: str | None) -> None:
-    if s.get(TicketContact, (t.id, contact_id)) is None:
-        s.add(TicketContact(ticket_id=t.id, contact_id=contact_id, linked_at=now))
-        s.add(_event(t, now, "linked", actor, contact_id=contact_id))
-
-
-def _set_status(s: Session, t: Ticket, to: st.TicketStatus, now: datetime,
-                actor: str | None, reason: str) -> None:
-    st.check(t.status, to)
-    s.add(_event(t, now, "status", actor, public=True, **{"from": t.status, "to": to.value},
-                 reason=reason or None))
-    t.status = to.value
-    if to is st.TicketStatus.RESOLVED:
-        t.resolved_at = now
-    elif to is st.TicketStatus.REOPENED:
-        t.resolved_at = None
-    elif to is st.TicketStatus.CLOSED:
-        t.closed_at = now
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()

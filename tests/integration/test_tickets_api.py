@@ -50,7 +50,9 @@ async def test_create_change_and_read_back(tickets_app: App) -> None:
     assert got["fields"] == {"product": "router", "serial": "X1"} and got["tags"] == ["vip"]
     everything = (await alice.call("GET", path + "/history"))["events"]
     assert [e["kind"] for e in everything] == ["created", "changed", "status", "note", "reply",
-                                               "fields", "tags"]
+                                               "notify_skipped", "fields", "tags"]
+    assert everything[5]["data"] == {"template": "reply",
+                                     "reason": "no address for channel None"}
     assert everything[0]["actor"] == tickets_app.users["alice"]
     public = (await alice.call("GET", path + "/history?public=1"))["events"]
     assert [e["kind"] for e in public] == ["status", "reply"]

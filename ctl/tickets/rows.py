@@ -1,0 +1,57 @@
+"""Row-level pieces of ticket writes, shared by the service, routing and SLA code: each
+runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ctl.errors import NotFound
+from ctl.store.models import Ticket, TicketContact, TicketEvent
+from ctl.tickets import model
+from ctl.tickets import states as st
+
+
+def load(s: Session, ref: str, *, lock: bool = False) -> Ticket:
+    key = ref.removeprefix("#")
+    by = Ticket.number == int(key) if key.isdigit() and len(key) < 10 else Ticket.id == ref
+    stmt = select(Ticket).where(by)
+    t = s.scalars(stmt.with_for_update() if lock else stmt).first()
+    if t is None:
+        raise NotFound(f"no ticket {ref}")
+    return t
+
+
+def view(s: Session, t: Ticket) -> model.TicketView:
+    links = s.scalars(select(TicketContact.contact_id).where(TicketContact.ticket_id == t.id)
+                      .order_by(TicketContact.linked_at))
+    return model.view(t, list(links))
+
+
+def event(t: Ticket, now: datetime, kind: str, actor: str | None, *, public: bool = False,
+           **data: Any) -> TicketEvent:
+    return TicketEvent(ticket_id=t.id, at=now, kind=kind, actor=actor, public=public,
+                       data={k: v for k, v in data.items() if v is not None})
+
+
+def link(s: Session, t: Ticket, contact_id: str, now: datetime, actor: str | None) -> None:
+    if s.get(TicketContact, (t.id, contact_id)) is None:
+        s.add(TicketContact(ticket_id=t.id, contact_id=contact_id, linked_at=now))
+        s.add(event(t, now, "linked", actor, contact_id=contact_id))
+
+
+def set_status(s: Session, t: Ticket, to: st.TicketStatus, now: datetime,
+                actor: str | None, reason: str) -> None:
+    st.check(t.status, to)
+    s.add(event(t, now, "status", actor, public=True, **{"from": t.status, "to": to.value},
+                 reason=reason or None))
+    t.status = to.value
+    if to is st.TicketStatus.RESOLVED:
+        t.resolved_at = now
+    elif to is st.TicketStatus.REOPENED:
+        t.resolved_at = None
+    elif to is st.TicketStatus.CLOSED:
+        t.closed_at = now
