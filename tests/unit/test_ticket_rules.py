@@ -104,3 +104,12 @@ def test_invalid_yaml_and_unknown_template(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r":13:61: rules.0.then.notify: no template "
                                           r"'recieved'; templates: received, resolved"):
         load(write(tmp_path, text), QUEUES, templates={"received", "resolved"})
+
+
+def test_the_example_file_is_valid() -> None:
+    from ctl.store.db import PROJECT_DIR
+    from ctl.tickets.notify import templates
+
+    cfg = load(PROJECT_DIR / "examples/tickets/tickets.yaml", ["general"], templates())
+    assert cfg.departments["technical-support"] == "general" and cfg.language == "zh-CN"
+    assert templates() == {"received", "reply", "resolved", "status"}
