@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adapters.email.send import SmtpSender
+from ctl.channels.settings import EmailSettings
 from ctl.store.db import Database
-from tests.integration.smtp import Inbox, SmtpSender, smtp_server
+from tests.integration.smtp import Inbox, smtp_server
 from tests.integration.tickets_app import App, start_app
 from tests.integration.tickets_db import ticket_db
 
@@ -61,7 +63,9 @@ async def flow(ticket_db: Database, tmp_path_factory: pytest.TempPathFactory
         async for app in start_app(ticket_db, data, tickets_file=Path(data / "tickets.yaml")):
             clock = Clock()
             app.services.tickets.clock = clock
-            app.services.outbound.register("email", SmtpSender(port))
+            # The email adapter's sender, relaying to the test's SMTP server.
+            app.services.outbound.register("email", SmtpSender(EmailSettings(
+                address="support@ctl.example", relay_port=port)))
             yield app, clock, inbox
 
 
