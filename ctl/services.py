@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.chat.service import ChatService
 from adapters.email.adapter import EmailAdapter
 from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
@@ -88,6 +89,9 @@ class Services:
         self.tickets, self.ticket_rules = tickets.build(self.db, settings, self.intake,
                                                         self.routing.end, self.outbound)
         self._sla: asyncio.Task[None] | None = None  # the leader watches SLA clocks
+        self.chat = ChatService(self.channels, self.contacts, self.routing, self.db,
+                                secrets.session_key, settings.default_region)
+        self.core.listeners.append(self.channels.on_routing)  # chat visitors see their state
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None

@@ -3,6 +3,7 @@
 GET  /api/v1/contacts/{id}/messages[?after=SEQ]  the contact's messages
 GET  /api/v1/contacts/{id}/history               the customer's messages on every channel
 POST /api/v1/contacts/{id}/messages {"text"}     reply on the contact's channel
+POST /api/v1/contacts/{id}/typing {"on"}         the agent types (web chat shows it)
 POST /api/v1/messages                            a system hands in a customer's message
 GET  /api/v1/attachments/{sha256}                an attachment's bytes
 """
@@ -44,6 +45,15 @@ async def reply(request: web.Request) -> web.Response:
     text = _field(await _body(request), "text")
     sent = await services.channels.reply(who, request.match_info["contact"], text)
     return web.json_response(sent, status=201)
+
+
+@routes.post("/api/v1/contacts/{contact}/typing")
+async def typing(request: web.Request) -> web.Response:
+    """{"on": true|false}: the customer sees the agent typing (web chat)."""
+    services, who = await _who(request)
+    on = _field(await _body(request), "on", bool)
+    await services.channels.typing(who, request.match_info["contact"], on)
+    return web.json_response({"ok": True})
 
 
 @routes.post("/api/v1/messages")

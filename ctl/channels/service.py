@@ -111,6 +111,7 @@ class ChannelService:
                      row: dict[str, Any]) -> None:
         """Route a contact that waits for it (a crash may have left one `new`), or hand
         the message to the agent who holds the conversation."""
+        self.notify(contact.id, {"type": "new"})  # e.g. the visitor's other tab
         if contact.state == ContactState.NEW.value:
             await self._route(contact.id, msg.queue or self.settings.queue_for(msg.channel))
         elif contact.state == ContactState.ASSIGNED.value and contact.agent_id:
@@ -166,6 +167,36 @@ class ChannelService:
             return await self.messages(who, contact_id)
         async with self._db.session(readonly=True) as s:
             return [store.view(m) for m in await store.of_customer(s, contact.customer_id)]
+
+    async def contact(self, contact_id: str) -> Contact:
+        return await self._contacts.get(contact_id)
+
+    async def conversation(self, contact_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """A contact's messages after `after` (adapters replaying to their customer)."""
+        async with self._db.session(readonly=True) as s:
+            return [store.view(m) for m in await store.of_contact(s, contact_id, after)]
+
+    async def typing(self, who: Principal, contact_id: str, on: bool) -> None:
+        """The agent types (or stopped): the customer's channel shows it, if it can."""
+        contact = await self._contacts.get(contact_id)
+        if contact.agent_id != who.agent_id:
+            raise Forbidden(f"contact {contact_id} is not yours")
+        self.notify(contact_id, {"type": "typing", "on": bool(on)})
+
+    def notify(self, contact_id: str, message: dict[str, Any]) -> None:
+        """Tell whoever follows the contact on its channel (a chat visitor's socket)."""
+        self._publish(f"contact:{contact_id}", message)
+
+    def tell_agent(self, agent_id: str, message: dict[str, Any]) -> None:
+        self._publish(f"agent:{agent_id}", message)
+
+    async def on_routing(self, events: list[Any]) -> None:
+        """Routing listener (on the leader): a contact's state changed -> its followers
+        re-read it. Offers are not state a customer sees."""
+        for e in events:
+            contact_id = getattr(e, "contact_id", None)
+            if contact_id and type(e).__name__ not in ("Offered", "OfferEnded"):
+                self.notify(contact_id, {"type": "state"})
 
     async def status(self, channel: str, external_id: str, status: str,
                      reason: str | None = None) -> bool:

@@ -1,0 +1,1 @@
+"""Web chat: an embeddable widget over a websocket, resumable by sequence numbers."""
