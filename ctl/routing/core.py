@@ -224,11 +224,12 @@ class Core:
                     continue
                 queue = self.queues[entry.queue]
                 for channel in channels:
-                    shelves = queue.shelves.get(channel)
-                    if not shelves:
+                    made = queue.made.get(channel)
+                    if not made:
                         continue
-                    for shelf in agent.shelves(shelves):
-                        if best is not None and (priority, shelf[0][0]) >= best:
+                    for shelf in agent.shelves((entry.queue, channel),
+                                               queue.shelves[channel], made):
+                        if not shelf or (best is not None and (priority, shelf[0][0]) >= best):
                             continue  # its best is no better than what was found
                         for order, bucket in shelf:
                             if best is not None and (priority, order) >= best:
@@ -306,7 +307,7 @@ class Core:
         offer = Offer(f"o{next(self._seq)}", live.req.id, agent.config.id,
                       now + queue.offer_timeout)
         self.offers[offer.id] = offer
-        live.offers.add(offer.id)
+        live.offers = live.offers | {offer.id}
         agent.take(live.req.channel, live.req.id)
         agent.last_offer = next(self._seq)
         self.decisions += 1
@@ -316,12 +317,12 @@ class Core:
     def _end_offer(self, offer: Offer, reason: str, now: float, requeue: bool = True) -> None:
         del self.offers[offer.id]
         live = self.contacts[offer.contact_id]
-        live.offers.discard(offer.id)
+        live.drop_offer(offer.id)
         agent = self.agents[offer.agent_id]
         agent.free(live.req.channel, live.req.id)
         self._out.append(OfferEnded(offer.id, live.req.id, agent.config.id, reason))
         if reason not in ("withdrawn", "accepted_elsewhere"):
-            live.excluded.add(agent.config.id)  # declined, timed out, unreachable...
+            live.excluded = live.excluded | {agent.config.id}  # declined, timed out, unreachable...
         if requeue and not live.offers and live.state == "offered":
             max_wait = self.queues[live.queue].config.max_wait
             if max_wait is not None and live.queued_at + max_wait <= now:

@@ -122,7 +122,7 @@ class Engine(Core):
                            "timed out or withdrawn")
         live = self.contacts[offer.contact_id]
         del self.offers[offer_id]
-        live.offers.discard(offer_id)
+        live.drop_offer(offer_id)
         live.state, live.agent = "assigned", offer.agent_id
         self.queues[live.queue].waiting -= 1
         for other in [self.offers[o] for o in live.offers]:

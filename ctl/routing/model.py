@@ -7,6 +7,7 @@ the same inputs give the same decisions, which is what the property tests rely o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -69,11 +70,8 @@ class Requirement:
         for skill, level in (skills or {}).items():
             if not 1 <= level <= 5:
                 raise ValueError(f"skill {skill!r}: level {level} is outside 1..5")
-        # Most requirements have no languages or tiers: one shared empty set saves ~70 MB
-        # over 100,000 waiting contacts (see bench/README.md).
-        return Requirement(tuple(sorted((skills or {}).items())),
-                           frozenset(languages) if languages else _NONE,
-                           frozenset(tiers) if tiers else _NONE, agent)
+        return _requirement(tuple(sorted((skills or {}).items())), tuple(sorted(languages)),
+                            tuple(sorted(tiers)), agent)
 
     def admits(self, agent: AgentConfig) -> bool:
         if self.agent is not None and agent.id != self.agent:
@@ -84,6 +82,16 @@ class Requirement:
             return False
         skills = agent.skills
         return all(skills.get(s, 0) >= level for s, level in self.skills)
+
+
+@functools.lru_cache(maxsize=4096)
+def _requirement(skills: tuple[tuple[str, int], ...], languages: tuple[str, ...],
+                 tiers: tuple[int, ...], agent: str | None) -> Requirement:
+    """One object per distinct requirement: 100,000 waiting contacts share a few hundred,
+    which the garbage collector then does not walk 100,000 times (see bench/README.md).
+    Most have no languages or tiers: one shared empty set saves ~70 MB more."""
+    return Requirement(skills, frozenset(languages) if languages else _NONE,
+                       frozenset(tiers) if tiers else _NONE, agent)
 
 
 ANY = Requirement()

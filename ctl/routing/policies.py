@@ -16,14 +16,15 @@ from sortedcontainers import SortedList
 from ctl.routing.model import VOICE, AgentConfig, AgentStatus, Policy, QueueConfig, Requirement
 
 ListKey = tuple[str, ...]  # (queue, channel) or (queue, channel, skill)
-_SUBSETS_UP_TO = 8  # skills; an agent with more checks a queue's shelves one by one
+_SUBSETS_UP_TO = 8  # skills; an agent with more only checks new shelves one by one
 
 
 class AgentRt:
     """An agent as the engine sees it: configuration, state and what occupies it."""
 
-    __slots__ = ("_derived_from", "_pairs", "_subsets", "config", "contacts", "idle_since",
-                 "indexed", "last_offer", "misses", "reason", "state", "total", "used")
+    __slots__ = ("_derived_from", "_pairs", "_subsets", "_walks", "config", "contacts",
+                 "idle_since", "indexed", "last_offer", "misses", "reason", "state", "total",
+                 "used")
 
     def __init__(self, config: AgentConfig, now: float) -> None:
         self.config = config
@@ -36,9 +37,10 @@ class AgentRt:
         self.last_offer = 0
         self.misses = 0
         self.indexed: dict[ListKey, tuple[Any, ...]] = {}
-        self._derived_from: AgentConfig | None = None  # the config of _pairs and _subsets
+        self._derived_from: AgentConfig | None = None  # the config of what follows
         self._pairs: frozenset[tuple[str, int]] = frozenset()
-        self._subsets: list[frozenset[str]] | None = None
+        self._subsets: list[frozenset[str]] | None = None  # every set of its skills
+        self._walks: dict[tuple[str, str], list[Any]] = {}  # key -> [shelves seen, mine]
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
@@ -47,6 +49,7 @@ class AgentRt:
         names = sorted(cfg.skills)
         self._subsets = None if len(names) > _SUBSETS_UP_TO else [
             frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
+        self._walks = {}
 
     @property
     def pairs(self) -> frozenset[tuple[str, int]]:
@@ -55,22 +58,30 @@ class AgentRt:
             self._derive()
         return self._pairs
 
-    def shelves(self, shelves: dict[frozenset[str], Any]) -> Iterator[Any]:
-        """The non-empty shelves (see queues.py) of a queue's channel that the agent may
-        find something on: those of a set of skills it has."""
+    def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Any],
+                made: list[tuple[frozenset[str], Any]]) -> list[Any]:
+        """The shelves (see queues.py) of a queue's channel (`key`; `made`: the same
+        shelves in the order they were made) that the agent may find something on: those
+        of a set of skills it has, empty ones included (the caller skips them).
+
+        Shelves are never removed, so the agent keeps its list and, when shelves were made
+        since, checks only the new ones, or looks up each set of its skills if that is
+        fewer (new requirements keep making shelves for a long time)."""
         if self._derived_from is not self.config:
             self._derive()
+        known = self._walks.get(key)
+        if known is not None and known[0] == len(made):
+            return known[1]  # type: ignore[no-any-return]
         subsets = self._subsets
-        if subsets is not None and len(subsets) <= len(shelves):
-            for names in subsets:
-                found = shelves.get(names)
-                if found:
-                    yield found
+        seen = 0 if known is None else known[0]
+        if subsets is not None and len(made) - seen > len(subsets):
+            mine = [shelves[names] for names in subsets if names in shelves]
         else:
             has = self.config.skills.keys()
-            for names, found in shelves.items():
-                if found and names <= has:
-                    yield found
+            mine = [] if known is None else known[1]
+            mine.extend(shelf for names, shelf in made[seen:] if names <= has)
+        self._walks[key] = [len(made), mine]
+        return mine
 
     def routable(self, channel: str) -> bool:
         if self.state is not AgentStatus.AVAILABLE:
@@ -114,19 +125,20 @@ class AgentIndex:
 
     def reindex(self, agent: AgentRt, queues: dict[str, QueueConfig]) -> None:
         """Put `agent` in exactly the lists it belongs to now, under its current keys."""
-        want: dict[ListKey, tuple[Any, ...]] = {}
-        if agent.state is AgentStatus.AVAILABLE:
-            cfg = agent.config
-            channels = [c for c in cfg.capacity if agent.routable(c)]
-            for entry in cfg.profile if channels else ():
-                queue = queues.get(entry.queue)
-                if queue is None:
-                    continue
-                for channel in channels:
-                    want[(entry.queue, channel)] = sort_key(agent, queue.policy, None)
-                    for skill in cfg.skills:
-                        want[(entry.queue, channel, skill)] = sort_key(agent, queue.policy, skill)
+        cfg = agent.config
+        channels = [c for c in cfg.capacity if agent.routable(c)]  # none unless available
         have = agent.indexed
+        if not channels and not have:
+            return  # busy, and was: the common case when contacts wait
+        want: dict[ListKey, tuple[Any, ...]] = {}
+        for entry in cfg.profile if channels else ():
+            queue = queues.get(entry.queue)
+            if queue is None:
+                continue
+            for channel in channels:
+                want[(entry.queue, channel)] = sort_key(agent, queue.policy, None)
+                for skill in cfg.skills:
+                    want[(entry.queue, channel, skill)] = sort_key(agent, queue.policy, skill)
         if want == have:
             return
         for key, value in have.items():

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-
-from sortedcontainers import SortedList
 
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 
@@ -26,6 +25,7 @@ from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 Order = tuple[int, float, int, str]
 
 _sequence = itertools.count()
+_NONE: frozenset[str] = frozenset()
 
 
 class Live:
@@ -43,9 +43,15 @@ class Live:
         self.state = "queued"  # queued | offered | assigned | wrapup
         self.bucket: Bucket | None = None
         self.entry: Order | None = None
-        self.offers: set[str] = set()
-        self.excluded: set[str] = set()  # agents who declined or missed it
+        # Immutable, and one shared empty set until needed: a waiting contact then holds
+        # two fewer objects for the garbage collector to walk (see bench/README.md).
+        self.offers: frozenset[str] = _NONE  # its pending offers
+        self.excluded: frozenset[str] = _NONE  # agents who declined or missed it
         self.agent: str | None = None
+
+    def drop_offer(self, offer_id: str) -> None:
+        rest = self.offers - {offer_id}
+        self.offers = rest if rest else _NONE
 
     @property
     def requirement(self) -> Requirement:
@@ -66,7 +72,10 @@ class Bucket:
     queue: str
     channel: str
     requirement: Requirement
-    shelf: SortedList | None  # (head's order, bucket) of non-empty buckets; None: sticky
+    # (head's order, bucket) of the non-empty buckets, sorted; None: sticky. A plain list:
+    # a shelf holds at most a few dozen buckets (the levels of a set of skills), where
+    # bisect and list.insert beat a SortedList and iterating it costs nothing to start.
+    shelf: list[tuple[Order, Bucket]] | None
     heap: list[Order] = field(default_factory=list)
     size: int = 0  # live entries
     listed: Order | None = None  # the head's order, as on the shelf
@@ -104,9 +113,10 @@ class Bucket:
         shelf = self.shelf
         if shelf is not None:
             if self.listed is not None:
-                shelf.remove((self.listed, self))
+                # (listed,) sorts just before (listed, self); orders are unique.
+                del shelf[bisect_left(shelf, (self.listed,))]
             if order is not None:
-                shelf.add((order, self))
+                insort(shelf, (order, self))
         self.listed = order
 
     def current(self, entry: Order, contacts: dict[str, Live]) -> Live | None:
@@ -135,7 +145,9 @@ class QueueState:
         self.config = config
         self.buckets: dict[tuple[str, Requirement], Bucket] = {}
         # Per channel, per set of required skill names: (head's order, bucket), sorted.
-        self.shelves: dict[str, dict[frozenset[str], SortedList]] = {}
+        self.shelves: dict[str, dict[frozenset[str], list[tuple[Order, Bucket]]]] = {}
+        # The same shelves per channel in the order they were made (AgentRt.shelves).
+        self.made: dict[str, list[tuple[frozenset[str], list[tuple[Order, Bucket]]]]] = {}
         self.waiting = 0  # queued or offered: what max_length counts
         self.delays: set[float] = set()  # profile delays agents have on this queue
 
@@ -150,6 +162,7 @@ class QueueState:
             names = frozenset(s for s, _ in requirement.skills)
             shelf = shelves.get(names)
             if shelf is None:
-                shelf = shelves[names] = SortedList()
+                shelf = shelves[names] = []
+                self.made.setdefault(channel, []).append((names, shelf))
         made = self.buckets[key] = Bucket(self.config.name, channel, requirement, shelf)
         return made, True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -43,6 +44,9 @@ from ctl.store.models import Agent, Contact, Customer, utcnow
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list[Event]], Coroutine[Any, Any, None]]
+# Contacts held after a rebuild from which the heap is frozen: below, a full collection is
+# short, and anything frozen that later becomes cyclic garbage would never be freed.
+_FREEZE_FROM = 10_000
 Before = Callable[[AsyncSession, float], Awaitable[None]]
 
 
@@ -271,6 +275,8 @@ class RoutingService:
         async with self._db.session() as s, s.begin():
             await store.persist(s, events, snap.queue_ids)
         self.engine, self.queue_ids = engine, snap.queue_ids
+        if len(engine.contacts) >= _FREEZE_FROM:
+            _freeze_heap()
         self._told(events)  # offers made while rebuilding reach the panels now
         log.info("routing: %d agents, %d waiting, %d held", len(snap.agents),
                  len(snap.waiting), len(snap.held))
@@ -321,6 +327,15 @@ class RoutingService:
         live = self.engine.contacts.get(contact_id)
         if live is None or live.agent != agent_id:
             raise Forbidden(f"contact {contact_id} is not yours")
+
+
+def _freeze_heap() -> None:
+    """Take what exists now (the rebuilt engine: with 100,000 contacts waiting, a million
+    objects) out of the cyclic garbage collector's reach: otherwise each full collection
+    walks all of it, a 0.4-1.3 s pause inside whichever routing call triggers it. Objects
+    made since are still collected; the frozen ones are freed by reference counting."""
+    gc.collect()
+    gc.freeze()
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

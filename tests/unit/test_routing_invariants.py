@@ -260,6 +260,31 @@ class Routing(RuleBasedStateMachine):
                           and live.req.enqueued_at + s.expires_after <= self.now)
             assert live.step == expired, (live.req.id, live.step, expired, self.now)
 
+    @invariant()
+    def shelves_hold_exactly_the_heads(self) -> None:
+        """Each shelf is sorted and lists exactly its non-empty buckets under their heads'
+        order; each agent's remembered shelves are those of the sets of skills it has."""
+        contacts = self.engine.contacts
+        for queue in self.engine.queues.values():
+            for channel, shelves in queue.shelves.items():
+                assert [names for names, _ in queue.made[channel]] == list(shelves)
+                for names, shelf in shelves.items():
+                    assert shelf == sorted(shelf, key=lambda entry: entry[0])
+                    listed = {id(bucket): order for order, bucket in shelf}
+                    for bucket in queue.buckets.values():
+                        if bucket.shelf is not shelf:
+                            continue
+                        head = bucket.head(contacts)
+                        assert listed.get(id(bucket)) == (None if head is None else head.order)
+                        assert {s for s, _ in bucket.requirement.skills} == names
+        for agent in self.engine.agents.values():
+            if agent._derived_from is not agent.config:
+                continue  # re-derived at its next walk
+            for (queue_name, channel), (seen, mine) in agent._walks.items():
+                made = self.engine.queues[queue_name].made[channel][:seen]
+                has = agent.config.skills.keys()
+                assert sorted(map(id, mine)) == sorted(id(s) for n, s in made if n <= has)
+
 
 def _rank(agent: AgentConfig, queue: str, requirement: Requirement
           ) -> tuple[int, float] | None:
