@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from adapters.chat import http as chat_http
+from adapters.sms import http as sms_http
 from ctl.asterisk.secrets import load_or_create
 from ctl.channels import http as channels_http
 from ctl.routing import http as routing_http
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routing_http.routes)
     app.add_routes(channels_http.routes)
     app.add_routes(chat_http.routes)
+    app.add_routes(sms_http.routes)
     app.add_routes(tickets_http.routes)
     app.add_routes(demo.routes)
     return app

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from adapters.chat.service import ChatService
 from adapters.email.adapter import EmailAdapter
+from adapters.sms.gateway import SmsGateway
+from adapters.sms.webhook import SmsWebhook
 from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
@@ -92,6 +94,11 @@ class Services:
         self.chat = ChatService(self.channels, self.contacts, self.routing, self.db,
                                 secrets.session_key, settings.default_region)
         self.core.listeners.append(self.channels.on_routing)  # chat visitors see their state
+        self.sms = SmsGateway(ch.sms, settings.default_region)
+        if ch.sms.send_url:
+            self.outbound.register("sms", self.sms)
+        self.sms_webhook = SmsWebhook(self.channels, ch.sms.secret, ch.sms.max_skew) \
+            if ch.sms.secret else None
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -165,6 +172,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.email.stop()
+        await self.sms.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

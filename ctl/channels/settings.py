@@ -44,6 +44,21 @@ class ChatSettings(BaseModel):
     resume_seconds: float = Field(600.0, gt=0)  # a dropped visitor may resume this long
 
 
+class SmsSettings(BaseModel):
+    """A generic HTTP SMS gateway: inbound webhooks signed with HMAC, outbound by template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = None  # HMAC-SHA256 key shared with the gateway; None: SMS off
+    max_skew: float = Field(300.0, gt=0)  # webhooks older (or newer) than this are refused
+    send_url: str | None = None  # outbound: POST here
+    # The request body; {to}, {text}, {sender}, {message_id} are replaced, JSON-escaped.
+    send_body: str = '{"to": "{to}", "from": "{sender}", "text": "{text}", "ref": "{message_id}"}'
+    send_headers: dict[str, str] = Field(default_factory=dict)  # e.g. Authorization
+    sender: str = ""  # our number or sender id
+    id_field: str = "id"  # where the gateway's answer (JSON) puts its message id
+
+
 class ChannelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +76,7 @@ class ChannelSettings(BaseModel):
     send_timeout: float = Field(30.0, gt=0)  # an adapter's send taking longer has failed
     email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
+    sms: SmsSettings = Field(default_factory=SmsSettings)  # type: ignore[arg-type]
 
     def queue_for(self, channel: str) -> str:
         return self.queues.get(channel, self.queue)

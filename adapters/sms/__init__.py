@@ -1,0 +1,1 @@
+"""SMS through a generic HTTP gateway: signed inbound webhooks, outbound by template."""
