@@ -112,7 +112,7 @@ class LiveCaller:
         steps = None if request.steps is None else \
             tuple([await self._step(s) for s in request.steps])
         outcome = await self.voice.wait(self.call, request.queue or self._first_queue(),
-                                        request.priority, steps)
+                                        request.priority, steps, keep_caller=request.then)
         return {"overflowed": "overflow"}.get(outcome, outcome)
 
     async def _step(self, raw: dict[str, Any]) -> Step:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ctl.errors import CtlError
-from ctl.ivr.flow import Flow
+from ctl.ivr.flow import Flow, Step
 from ctl.ivr.verbs.base import Media, Part, Speech
 
 MAX_STEPS = 10_000  # a flow that validation let through still cannot spin for ever
@@ -52,6 +52,7 @@ class QueueRequest:
     announce: bool = True
     callback: bool | None = None  # None: the queue's setting
     music: str | None = None
+    then: bool = False  # the flow goes on after the agent (the caller stays on the line)
 
 
 class Caller(Protocol):
@@ -110,6 +111,7 @@ class Context:
     vars: dict[str, Any] = field(default_factory=dict)
     jump: tuple[str, str | None] | None = None  # set by goto to another flow
     ended: bool = False  # a hangup, in this flow or a subflow
+    step: Step | None = None  # the step running now
     path: list[str] = field(default_factory=list)  # "flow:step" entered, in order
 
     @property
@@ -135,7 +137,7 @@ async def run(ctx: Context, start: str | None = None) -> None:
     for _ in range(MAX_STEPS):
         if step_name is None:
             return
-        step = ctx.flow.steps[step_name]
+        step = ctx.step = ctx.flow.steps[step_name]
         ctx.path.append(f"{ctx.flow.name}:{step.name}")
         await ctx.caller.log("ivr", {"flow": ctx.flow.name, "version": ctx.flow.version,
                                      "step": step.name, "verb": step.verb.name})

@@ -62,6 +62,8 @@ class VoiceQueues:
         self.on_callback: Callable[[CallSession], Awaitable[None]] | None = None
         # Contacts whose caller left to be called back (kept by the callback service).
         self.called_back: set[str] = set()
+        # Contacts completed when their agent left while the caller's flow went on.
+        self.served: set[str] = set()
         calls.on_close = self.finished
         routing.listeners.append(self.on_routing)
 
@@ -80,9 +82,11 @@ class VoiceQueues:
     # --- the caller's side ----------------------------------------------------------
 
     async def wait(self, call: CallSession, queue: str, priority: int = 0,
-                   steps: tuple[Step, ...] | None = None) -> str:
+                   steps: tuple[Step, ...] | None = None, keep_caller: bool = False) -> str:
         """Queue the call and return once it ended with an agent ("completed") — or raise
-        Hangup if the caller leaves first (the call manager then records the abandon)."""
+        Hangup if the caller leaves first (the call manager then records the abandon).
+        `keep_caller`: when the agent hangs up, the contact is completed (the agent's
+        wrap-up starts) and the caller stays on the line for the rest of the flow."""
         contact = call.info.contact_id
         assert contact is not None
         # Routing moves the contact's state from here on: the IVR's held log lines go
@@ -94,7 +98,7 @@ class VoiceQueues:
             if contact not in self.routing.engine.contacts:
                 await self.routing.enqueue(contact, queue, priority=priority, steps=steps)
             elif self.routing.engine.contacts[contact].state == "assigned" and \
-                    await self.talk(call, None) != TRANSFERRED:  # adopted mid-conversation
+                    await self.talk(call, None, keep_caller) != TRANSFERRED:  # adopted
                 return "completed"
             await call.answer()
             while True:  # waiting, then talking; again after each transfer
@@ -102,7 +106,7 @@ class VoiceQueues:
                 if isinstance(answered, str):  # to be called back, or overflowed
                     await call.hangup()
                     return answered
-                if await self.talk(call, answered) != TRANSFERRED:
+                if await self.talk(call, answered, keep_caller) != TRANSFERRED:
                     return "completed"
         finally:
             self.waiting.pop(contact, None)
@@ -214,7 +218,8 @@ class VoiceQueues:
                                 "offer": offer.offer_id})
         return leg
 
-    async def talk(self, call: CallSession, answered: tuple[str, str] | None) -> str:
+    async def talk(self, call: CallSession, answered: tuple[str, str] | None,
+                   keep_caller: bool = False) -> str:
         """Caller and agent bridged and recorded, until either hangs up."""
         bridge = call.info.contact_id or uuid.uuid4().hex
         if answered is not None:
@@ -248,7 +253,10 @@ class VoiceQueues:
                     return TRANSFERRED  # the agent's phone is hung up on the way out
                 if event["type"] in ("StasisEnd", "ChannelDestroyed") and \
                         channel_of(event) == leg:
-                    await call.hangup()
+                    if keep_caller:
+                        await self._agent_left(call)
+                    else:
+                        await call.hangup()
                     return "completed"
         finally:
             self.legs.pop(leg, None)
@@ -258,6 +266,15 @@ class VoiceQueues:
             if leg:
                 with contextlib.suppress(TelephonyError):
                     await self.ari.hangup(leg)
+
+    async def _agent_left(self, call: CallSession) -> None:
+        """The agent hung up and the caller's flow goes on (a survey...): the contact is
+        done with routing now, not when the caller leaves."""
+        contact = call.info.contact_id or ""
+        live = self.routing.engine.contacts.get(contact)
+        self.served.add(contact)
+        if live is not None and live.state == "assigned" and live.agent is not None:
+            await self.routing.complete(live.agent, contact)
 
     async def _announce(self, call: CallSession) -> None:
         contact = call.info.contact_id or ""
@@ -299,6 +316,9 @@ class VoiceQueues:
         (abandoned while waiting, wrap-up after an agent). True if routing took it."""
         if contact_id in self.called_back:
             return True  # it stays in its queue, without its caller, until called back
+        if contact_id in self.served:
+            self.served.discard(contact_id)
+            return True  # completed when its agent left; routing closes it after wrap-up
         live = self.routing.engine.contacts.get(contact_id)
         if live is None:
             return False

@@ -8,16 +8,21 @@ Numbers (conftest): 1200 main, 1201 order-status, 1202 after-hours, 1210 reload-
 from __future__ import annotations
 
 import os
+import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select
 
+from ctl.asterisk.process import AsteriskProcess
 from ctl.store.db import Database
 from ctl.store.models import Contact, ContactEvent, Ticket, TicketContact
 from tests.integration import sip
-from tests.integration.harness import Caller, CtlProcess, eventually
+from tests.integration.agent_api import Panel
+from tests.integration.harness import Caller, CtlProcess, eventually, free_port
 
 
 async def contact_of(db: Database, channel_id: str, states: tuple[str, ...],
@@ -158,3 +163,39 @@ async def test_publishing_while_20_calls_are_in_the_flow(
     steps = [e.data for e in await events_of(db, late.id) if e.kind == "ivr"]
     assert [s["step"] for s in steps] == ["wait", "second"]
     assert {s["version"] for s in steps} == {v1 + 1}
+
+
+async def test_agent_then_survey_keeps_the_caller_and_frees_the_agent(
+        asterisk: AsteriskProcess, ctl: CtlProcess, caller: Caller, db: Database,
+        ast_env: dict[str, str], backend: dict[str, str]) -> None:
+    env = {**os.environ, **ast_env, **backend}
+    username = f"i{uuid.uuid4().hex[:8]}"
+    password = await sip.add_agent(env, username, "Ivy IVR", str(5000000 + uuid.uuid4().int
+                                                                   % 1000000))
+    await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
+                          "--language", "en")
+    port = free_port(socket.SOCK_DGRAM)
+    endpoint = f"agent-{username}"
+    (await sip.run("uac_register.xml", "-key", "caller", endpoint, "-au", endpoint, "-ap",
+                   password, f"127.0.0.1:{asterisk.cfg.sip_port}", "-i", "127.0.0.1",
+                   "-p", str(port))).check()
+    async with aiohttp.ClientSession() as http:
+        panel = await Panel(f"http://127.0.0.1:{ctl.port}", http).login(username, password)
+        await panel.state("available")
+        phone = await sip.serve("agent_phone_answer.xml", "127.0.0.1", port, "-d", "1000")
+        ours, theirs = await caller.call("1200")
+        await answered(caller, ours)
+        await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="10")  # English, agent
+        (await sip.finish(phone, 40)).check()  # rang, answered, talked 1 s, hung up
+        await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="5")  # the survey
+        await caller.wait(ours, "StasisEnd", timeout=30)
+        contact = await contact_of(db, theirs, ("closed",))
+        events = await events_of(db, contact.id)
+        assert path(events)[-3:] == ["main:agent", "main:survey", "main:goodbye"]
+        assert {"csat": 5, "scale": 5} in [e.data for e in events if e.kind == "survey"]
+        states = [e.to_state for e in events if e.kind == "state"]
+        assert states[:6] == ["new", "ivr", "queued", "offered", "assigned", "closed"], states
+        status = await panel.call("GET", "/api/v1/me")
+        # The agent was freed when they hung up, not when the caller finished the survey.
+        assert status["contacts"] == [] and status["status"] == "available", status
+        await panel.state("offline")

@@ -54,6 +54,7 @@ class Enqueue(Verb):
         if self.steps is not None:
             steps = tuple({**s, "languages": [x for x in s.get("languages", []) if x]}
                           for s in self.steps(ctx.vars))
+        then = ctx.step is not None and ctx.step.after("completed") is not None
         request = QueueRequest(self.args.queue, int(self.priority(ctx.vars) or 0), steps,
-                               self.args.announce, self.args.callback, self.args.music)
+                               self.args.announce, self.args.callback, self.args.music, then)
         return await ctx.caller.enqueue(request)
