@@ -26,7 +26,7 @@ rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -126,24 +126,78 @@ class TicketsFile(_Model):
 class Rule:
     name: str
     on: frozenset[str]
-    test: Callable[[TicketView], bool]
+    condition: Condition
     then: Action
     stop: bool
 
 
-@dataclass(frozen=True)
+_ENUMERATED = ("priority", "status", "category", "department", "channel", "source")
+# What is left to check after the enumerated fields: (tag, casefolded text, field values).
+_Rest = tuple[str | None, str | None, tuple[tuple[str, Any], ...]] | None
+
+
 class Rules:
-    rules: tuple[Rule, ...]
+    """Rules compiled into bit masks: for each enumerated field (priority, status...) a
+    table from a value to the rules that accept it, so matching a ticket costs a few dict
+    lookups and ANDs whatever the number of rules; only the survivors check tags, text
+    and custom fields (the ticket's text is casefolded once, not once per rule)."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._events: dict[str, int] = {}
+        for i, r in enumerate(self.rules):
+            for event in r.on:
+                self._events[event] = self._events.get(event, 0) | 1 << i
+        self._tables: list[tuple[str, dict[Any, int], int]] = []
+        for name in _ENUMERATED:
+            wanted = {i: getattr(r.condition, name) for i, r in enumerate(self.rules)
+                      if getattr(r.condition, name) is not None}
+            if not wanted:
+                continue
+            free = sum(1 << i for i in range(len(self.rules)) if i not in wanted)
+            table: dict[Any, int] = {}
+            for i, values in wanted.items():
+                for v in [values] if isinstance(values, str) else values:
+                    table[v] = table.get(v, free) | 1 << i
+            self._tables.append((name, table, free))
+        self._rest: list[_Rest] = [_rest(r.condition) for r in self.rules]
 
     def matching(self, event: str, ticket: TicketView) -> list[Rule]:
         """The rules that fire for `event` on `ticket`, in file order."""
-        out = []
-        for rule in self.rules:
-            if event in rule.on and rule.test(ticket):
-                out.append(rule)
-                if rule.stop:
-                    break
+        mask = self._events.get(event, 0)
+        for name, table, free in self._tables:
+            if not mask:
+                return []
+            mask &= table.get(getattr(ticket, name), free)
+        out: list[Rule] = []
+        texts: tuple[str, str] | None = None
+        while mask:
+            bit = mask & -mask
+            mask ^= bit
+            i = bit.bit_length() - 1
+            rest = self._rest[i]
+            if rest is not None:
+                tag, needle, fields = rest
+                if tag is not None and tag not in ticket.tags:
+                    continue
+                if needle is not None:
+                    if texts is None:
+                        texts = (ticket.subject.casefold(), ticket.description.casefold())
+                    if needle not in texts[0] and needle not in texts[1]:
+                        continue
+                if any(ticket.fields.get(k) != v for k, v in fields):
+                    continue
+            out.append(self.rules[i])
+            if self.rules[i].stop:
+                break
         return out
+
+
+def _rest(c: Condition) -> _Rest:
+    if c.tag is None and c.text is None and not c.fields:
+        return None
+    return (c.tag, None if c.text is None else c.text.casefold(),
+            tuple((c.fields or {}).items()))
 
 
 @dataclass(frozen=True)
@@ -157,35 +211,7 @@ class TicketsConfig:
     @classmethod
     def empty(cls, queues: Collection[str] = ()) -> TicketsConfig:
         """No file: no SLA, no rules, every routing queue a department."""
-        return cls(Sla(Calendar.always(), {}), Rules(()), {q: q for q in queues}, (), "en")
-
-
-def _one_of(field: str, wanted: OneOrMany) -> Callable[[TicketView], bool] | None:
-    if wanted is None:
-        return None
-    allowed = frozenset([wanted] if isinstance(wanted, str) else wanted)
-    return lambda t: getattr(t, field) in allowed
-
-
-def _field_is(name: str, value: Any) -> Callable[[TicketView], bool]:
-    return lambda t: t.fields.get(name) == value
-
-
-def compile_condition(c: Condition) -> Callable[[TicketView], bool]:
-    """One predicate per condition given; all must hold (an empty condition always does)."""
-    tests = [t for t in (_one_of(f, getattr(c, f)) for f in
-                         ("priority", "status", "category", "department", "channel", "source"))
-             if t is not None]
-    if c.tag is not None:
-        tag = c.tag
-        tests.append(lambda t: tag in t.tags)
-    if c.text is not None:
-        needle = c.text.casefold()
-        tests.append(lambda t: needle in t.subject.casefold() or
-                     needle in t.description.casefold())
-    for name, value in (c.fields or {}).items():
-        tests.append(_field_is(name, value))
-    return lambda t: all(test(t) for test in tests)
+        return cls(Sla(Calendar.always(), {}), Rules([]), {q: q for q in queues}, (), "en")
 
 
 def load(path: Path, queues: Collection[str], templates: Collection[str] = ()) -> TicketsConfig:
@@ -263,9 +289,9 @@ def _build(f: TicketsFile, queues: Collection[str], templates: Collection[str],
     rules = []
     for i, r in enumerate(f.rules):
         _check_action(r.then, ["rules", i, "then"], departments, templates, problems)
-        rules.append(Rule(r.name, frozenset(r.when), compile_condition(r.if_), r.then, r.stop))
+        rules.append(Rule(r.name, frozenset(r.when), r.if_, r.then, r.stop))
     return TicketsConfig(Sla(Calendar(tz, week, frozenset(f.holidays)), policies),
-                         Rules(tuple(rules)), departments, tuple(f.fields), f.language)
+                         Rules(rules), departments, tuple(f.fields), f.language)
 
 
 def _check_action(a: Action, loc: list[str | int], departments: Collection[str],

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ctl.errors import ConfigError
 from ctl.tickets.model import TicketView
-from ctl.tickets.rules import load
+from ctl.tickets.rules import Action, Condition, Rule, Rules, load
 
 QUEUES = ("general", "tech", "billing")
 GOOD = """\
@@ -113,3 +115,57 @@ def test_the_example_file_is_valid() -> None:
     cfg = load(PROJECT_DIR / "examples/tickets/tickets.yaml", ["general"], templates())
     assert cfg.departments["technical-support"] == "general" and cfg.language == "zh-CN"
     assert templates() == {"received", "reply", "resolved", "status"}
+
+
+def _naive(rules: list[Rule], event: str, t: TicketView) -> list[str]:
+    """The reference: every condition of every rule read as written."""
+    out = []
+    for r in rules:
+        c = r.condition
+        ok = event in r.on
+        for name in ("priority", "status", "category", "department", "channel", "source"):
+            want = getattr(c, name)
+            if want is not None:
+                ok = ok and getattr(t, name) in ([want] if isinstance(want, str) else want)
+        if c.tag is not None:
+            ok = ok and c.tag in t.tags
+        if c.text is not None:
+            needle = c.text.casefold()
+            ok = ok and (needle in t.subject.casefold() or needle in t.description.casefold())
+        ok = ok and all(t.fields.get(k) == v for k, v in (c.fields or {}).items())
+        if ok:
+            out.append(r.name)
+            if r.stop:
+                break
+    return out
+
+
+_PRIO = st.sampled_from(["low", "normal", "high", "urgent"])
+_DEPT = st.sampled_from(["a", "b", "c"])
+_CONDITION = st.builds(
+    Condition,
+    priority=st.none() | _PRIO | st.lists(_PRIO, min_size=1, max_size=3),
+    department=st.none() | _DEPT | st.lists(_DEPT, max_size=2),
+    channel=st.none() | st.sampled_from(["email", "voice"]),
+    tag=st.none() | st.sampled_from(["x", "y"]),
+    text=st.none() | st.sampled_from(["Router", "bill", "ß"]),
+    fields=st.none() | st.dictionaries(st.sampled_from(["p", "q"]), st.integers(0, 2),
+                                       max_size=2))
+_RULE = st.builds(Rule, name=st.text(min_size=1, max_size=5),
+                  on=st.frozensets(st.sampled_from(["create", "update"]), min_size=1),
+                  condition=_CONDITION, then=st.just(Action()), stop=st.booleans())
+
+
+@given(st.lists(_RULE, max_size=12), st.lists(st.fixed_dictionaries({
+    "priority": _PRIO, "department": st.none() | _DEPT,
+    "channel": st.none() | st.sampled_from(["email", "voice", "sms"]),
+    "tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=2),
+    "subject": st.sampled_from(["router down", "BILLING", "Strasse", "x"]),
+    "fields": st.dictionaries(st.sampled_from(["p", "q"]), st.integers(0, 2), max_size=2),
+}), min_size=1, max_size=5), st.sampled_from(["create", "update"]))
+def test_compiled_rules_match_like_the_rules_read_as_written(
+        rules: list[Rule], tickets: list[dict[str, object]], event: str) -> None:
+    compiled = Rules(rules)
+    for fields in tickets:
+        t = ticket(**fields)
+        assert [r.name for r in compiled.matching(event, t)] == _naive(rules, event, t)
