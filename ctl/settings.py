@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ctl import yamlloc
 from ctl.channels.settings import ChannelSettings
+from ctl.durations import Seconds
 from ctl.errors import ConfigError
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
@@ -82,7 +83,7 @@ class StepSettings(BaseModel):
     skills: dict[str, int] = Field(default_factory=dict)  # skill -> minimum level 1..5
     languages: list[str] = Field(default_factory=list)
     tiers: list[int] = Field(default_factory=list)
-    expires_after: float | None = Field(None, gt=0)  # seconds after enqueue; None: never
+    expires_after: Seconds | None = Field(None, gt=0)  # seconds after enqueue; None: never
 
     @field_validator("skills")
     @classmethod
@@ -106,12 +107,12 @@ class QueueSettings(BaseModel):
     name: str = Field(pattern=_NAME)
     policy: Literal["longest_idle", "least_occupied", "highest_proficiency", "round_robin",
                     "ring_all"] = "longest_idle"
-    sla_seconds: float = Field(20.0, gt=0)
+    sla_seconds: Seconds = Field(20.0, gt=0)
     max_length: int | None = Field(None, ge=0)
-    max_wait: float | None = Field(None, gt=0)
+    max_wait: Seconds | None = Field(None, gt=0)
     overflow: OverflowSettings | None = None
-    wrapup_seconds: float = Field(0.0, ge=0)
-    offer_timeout: float = Field(20.0, gt=0)
+    wrapup_seconds: Seconds = Field(0.0, ge=0)
+    offer_timeout: Seconds = Field(20.0, gt=0)
     ring_count: int = Field(3, ge=1)
     steps: list[StepSettings] = Field(default_factory=list)  # default routing criteria
     callback: bool = True  # callers may press 1 to leave the line and be called back

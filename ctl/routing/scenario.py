@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,48 +25,13 @@ from pydantic import (
 )
 
 from ctl import yamlloc
+from ctl.durations import Seconds
 from ctl.errors import ConfigError
-from ctl.routing.model import (
-    VOICE,
-    AgentConfig,
-    Overflow,
-    OverflowKind,
-    Policy,
-    ProfileEntry,
-    QueueConfig,
-    Requirement,
-    Step,
-)
+from ctl.routing import store
+from ctl.routing.model import VOICE, AgentConfig, ProfileEntry, QueueConfig, Step
+from ctl.settings import QueueSettings, StepSettings
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0}
-_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([hms])")
-
-
-def _seconds(v: Any) -> Any:
-    """90, 90.5, "90s", "30m", "8h", "1h30m" -> seconds; anything else is left to pydantic."""
-    if isinstance(v, bool):
-        raise ValueError("expected a time (seconds, or a string like '30m' or '8h')")
-    if not isinstance(v, str):
-        return v
-    text = v.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, pos = 0.0, 0
-    for m in _PART.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos == 0 or pos != len(text):
-        raise ValueError(f"{v!r} is not a time (seconds, or a string like '90s', '30m', "
-                         "'8h', '1h30m')")
-    return total
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 TICKS = 1024  # per second
 
@@ -115,50 +80,18 @@ class Distribution(_Spec):
         return lambda: tick(rng.lognormvariate(mu, sigma))
 
 
-class StepSpec(_Spec):
-    """One routing step of an arrival stream: who qualifies, until when."""
-
-    skills: dict[str, int] = Field(default_factory=dict)
-    languages: list[str] = Field(default_factory=list)
-    tiers: list[int] = Field(default_factory=list)
-    expires_after: Seconds | None = Field(None, gt=0)
-
-    @field_validator("skills")
-    @classmethod
-    def _levels(cls, v: dict[str, int]) -> dict[str, int]:
-        for skill, level in v.items():
-            if not 1 <= level <= 5:
-                raise ValueError(f"skill {skill!r}: level {level} is outside 1..5")
-        return v
-
-    def step(self) -> Step:
-        return Step(Requirement.of(self.skills, tuple(self.languages), tuple(self.tiers)),
-                    _tick_opt(self.expires_after))
+def queue_config(q: QueueSettings) -> QueueConfig:
+    """A queue of the scenario (the settings file's schema) on the virtual clock's ticks."""
+    config = store.queue_config(q)
+    return replace(config, max_wait=_tick_opt(config.max_wait),
+                   wrapup_seconds=tick(config.wrapup_seconds),
+                   offer_timeout=tick(config.offer_timeout))
 
 
-class OverflowSpec(_Spec):
-    kind: Literal["queue", "voicemail", "callback", "ticket"]
-    target: str = ""
-
-
-class QueueSpec(_Spec):
-    name: str = Field(pattern=_NAME)
-    policy: Literal["longest_idle", "least_occupied", "highest_proficiency", "round_robin",
-                    "ring_all"] = "longest_idle"
-    sla_seconds: Seconds = Field(20.0, gt=0)
-    max_length: int | None = Field(None, ge=0)
-    max_wait: Seconds | None = Field(None, gt=0)
-    overflow: OverflowSpec | None = None
-    wrapup_seconds: Seconds = Field(0.0, ge=0)
-    offer_timeout: Seconds = Field(20.0, gt=0)
-    ring_count: int = Field(3, ge=1)
-
-    def config(self) -> QueueConfig:
-        overflow = (Overflow(OverflowKind(self.overflow.kind), self.overflow.target)
-                    if self.overflow else None)
-        return QueueConfig(self.name, Policy(self.policy), self.sla_seconds, self.max_length,
-                           _tick_opt(self.max_wait), overflow, tick(self.wrapup_seconds),
-                           tick(self.offer_timeout), self.ring_count)
+def steps(raw: list[StepSettings]) -> tuple[Step, ...]:
+    """Routing steps (the settings file's schema) on the virtual clock's ticks."""
+    return tuple(Step(s.require, _tick_opt(s.expires_after))
+                 for s in store.steps_from_settings(raw))
 
 
 def _entry(v: Any) -> Any:
@@ -233,7 +166,7 @@ class ArrivalSpec(_Spec):
     handle: Distribution
     patience: Distribution | None = None  # None: callers never give up
     priority: int = 0
-    steps: list[StepSpec] = Field(default_factory=list)
+    steps: list[StepSettings] = Field(default_factory=list)  # none: the queue's
 
     @model_validator(mode="after")
     def _one_rate(self) -> ArrivalSpec:
@@ -258,7 +191,7 @@ class Scenario(_Spec):
     # (one that nobody serves and nothing removes would be followed for ever).
     drain: Seconds = Field(24 * 3600.0, ge=0)
     seed: int = 1
-    queues: list[QueueSpec] = Field(min_length=1)
+    queues: list[QueueSettings] = Field(min_length=1)  # as in the settings file
     agents: list[AgentGroupSpec] = Field(default_factory=list)
     arrivals: list[ArrivalSpec] = Field(min_length=1)
 

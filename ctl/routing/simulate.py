@@ -39,7 +39,7 @@ from ctl.routing.model import (
     OverflowKind,
     Released,
 )
-from ctl.routing.scenario import ArrivalSpec, Scenario, tick
+from ctl.routing.scenario import ArrivalSpec, Scenario, queue_config, steps, tick
 
 # What happens first when several things fall on one instant (the engine's own timers
 # come before all of these): agents log in, then calls end, then ringing phones are
@@ -167,7 +167,7 @@ class Simulation:
         self.s = scenario
         self.seed = seed
         self.source = source
-        self.engine = Engine(q.config() for q in scenario.queues)
+        self.engine = Engine(queue_config(q) for q in scenario.queues)
         self.sla = {q.name: q.sla_seconds for q in scenario.queues}
         self.now = 0.0
         self._heap: list[tuple[float, int, int, Callable[[], None]]] = []
@@ -232,7 +232,9 @@ class Simulation:
         handle = stream.handle.sampler(random.Random(f"{base}/handle"))
         patience = (stream.patience.sampler(random.Random(f"{base}/patience"))
                     if stream.patience else None)
-        steps = tuple(st.step() for st in stream.steps)
+        # No steps of its own: the queue's, as for a contact the controller enqueues.
+        routing = steps(stream.steps or next(q.steps for q in self.s.queues
+                                             if q.name == stream.queue))
         duration = self.s.duration
 
         def next_time(t: float) -> float | None:
@@ -265,7 +267,7 @@ class Simulation:
             if after is not None and after < duration:
                 self._at(after, _ARRIVAL, arrive)
             request = ContactRequest(cid, stream.channel, stream.queue, stream.priority, now,
-                                     steps)
+                                     routing)
             self._apply(self.engine.enqueue(request, now))
 
         if not any(stream.rate_at(k) for k in range(len(stream.rates or (0,)))):
@@ -459,7 +461,7 @@ def erlang_check(s: Scenario) -> ErlangCheck | None:
         return None
     q, a = s.queues[0], s.arrivals[0]
     if (a.process != "poisson" or a.rate_per_hour is None or not a.rate_per_hour
-            or a.handle.dist != "exponential" or a.patience is not None or a.steps
+            or a.handle.dist != "exponential" or a.patience is not None or a.steps or q.steps
             or q.max_length is not None or q.max_wait is not None or q.wrapup_seconds):
         return None
     agents = 0

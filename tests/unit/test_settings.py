@@ -72,3 +72,16 @@ def test_routing_queues_are_checked_where_they_are_written(tmp_path: Path) -> No
                           "        - {skills: {billing: 7}}\n")
     with pytest.raises(ConfigError, match=r"ctl.yaml:\d+:\d+: .*billing.*outside 1..5"):
         load_settings(cfg)
+
+
+def test_queue_times_take_units_like_scenarios(tmp_path: Path) -> None:
+    """Queues and steps have one schema for the settings file and `ctl simulate`."""
+    cfg = write(tmp_path, "routing:\n  queues:\n    - name: a\n      max_wait: 2m\n"
+                          "      wrapup_seconds: 30s\n      steps:\n"
+                          "        - {skills: {billing: 2}, expires_after: 1m30s}\n")
+    q = load_settings(cfg).routing.queues[0]
+    assert (q.max_wait, q.wrapup_seconds, q.steps[0].expires_after) == (120.0, 30.0, 90.0)
+    cfg = write(tmp_path, "routing:\n  queues:\n    - name: a\n      max_wait: soon\n")
+    with pytest.raises(ConfigError, match=r"ctl.yaml:4:17: routing.queues.0.max_wait: .*"
+                                          r"'soon' is not a time"):
+        load_settings(cfg)

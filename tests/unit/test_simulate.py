@@ -150,6 +150,19 @@ def test_overflow_to_another_queue_and_to_voicemail(tmp_path: Path) -> None:
     assert "front: max_wait->queue:back 19" in r.render()
 
 
+def test_arrivals_without_steps_take_their_queues_steps(tmp_path: Path) -> None:
+    # The queue's default routing criteria, as the controller applies them: billing agents
+    # only for 45 s, then anyone. Nobody has billing, so every contact waits 45 s.
+    path = write(tmp_path, """
+        duration: 1h
+        queues: [{name: q, steps: [{skills: {billing: 3}, expires_after: 45s}], callback: no}]
+        agents: [{name: team, count: 2, skills: {en: 3}}]
+        arrivals: [{queue: q, process: regular, rate_per_hour: 10, handle: {mean: 60}}]
+        """)
+    r = simulate(load_scenario(path))
+    assert r.overall.handled == r.overall.offered == 9 and r.overall.asa == 45.0
+
+
 def test_contacts_nobody_serves_are_followed_for_the_drain_only(tmp_path: Path) -> None:
     # No agents, and two queues that overflow into each other every 30 s: each contact
     # circulates for ever. The run stops `drain` after the last arrival.
