@@ -287,8 +287,8 @@ class TicketContact(Base):
 
 
 class TicketCounter(Base):
-    """The last ticket number given: one row, incremented in the creating transaction
-    (the row lock orders concurrent creators; no retries, no gaps on rollback)."""
+    """The last ticket number given: one row, incremented under its row lock (no retries;
+    on PostgreSQL in its own short transaction, so a failed creation leaves a gap)."""
 
     __tablename__ = "ticket_counter"
 

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.email.send import SmtpSender
+from ctl.channels.contract import Inbound
 from ctl.channels.settings import EmailSettings
 from ctl.store.db import Database
+from ctl.tickets.search import Filters
 from tests.integration.smtp import Inbox, smtp_server
 from tests.integration.tickets_app import App, start_app
 from tests.integration.tickets_db import ticket_db
@@ -147,3 +149,26 @@ async def test_opt_out_language_and_rules_on_create(flow: tuple[App, Clock, Inbo
     sent = [e for e in events if e["kind"] == "notified"]
     assert [(e["data"]["template"], e["data"]["to"]) for e in sent] == \
         [("received", "zh@example.com")]
+
+
+async def test_tickets_from_an_email_and_a_chat(flow: tuple[App, Clock, Inbox]) -> None:
+    app, _, inbox = flow
+    mail = await app.services.channels.receive(Inbound(
+        channel="email", identity=("email", "mail.user@example.com"),
+        address="mail.user@example.com", text="My invoice is wrong", subject="Invoice",
+        external_id="m1@example.com", queue="service"))
+    t = await app.services.tickets.create(subject="Invoice is wrong", source="email",
+                                          contact_id=mail.contact_id)
+    assert (t.channel, t.customer_id, t.contact_ids) == \
+        ("email", mail.customer_id, [mail.contact_id])
+    ack = await inbox.next()  # the acknowledge rule answers emails, on email
+    assert ack["To"] == "mail.user@example.com" and f"#{t.number}" in ack["Subject"]
+    chat = await app.services.channels.receive(Inbound(
+        channel="chat", identity=("email", "chatter@example.com"), address="session-1",
+        text="my line is down", queue="service"))
+    c = await app.services.tickets.create(subject="Line down", source="chat",
+                                          contact_id=chat.contact_id, department="tech")
+    assert (c.channel, c.customer_id, c.department) == ("chat", chat.customer_id, "tech")
+    assert c.contact_ids == [chat.contact_id, c.task_contact_id]
+    mine = await app.services.tickets.search(Filters(customer_id=chat.customer_id))
+    assert [x.number for x in mine] == [c.number]  # what an agent serving them sees
