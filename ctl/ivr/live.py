@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ctl.errors import TelephonyError
+from ctl.errors import CtlError, TelephonyError
 from ctl.ivr import runner
 from ctl.ivr.runner import Context, QueueRequest, Recognition, Say, Utterance
 from ctl.ivr.validate import Known
@@ -25,8 +26,9 @@ Render = Callable[[Say], Awaitable[str | None]]  # text -> a media URI (TTS), or
 
 class LiveCaller:
     def __init__(self, call: CallSession, voice: VoiceQueues, render: Render | None,
-                 recordings: Path) -> None:
+                 recordings: Path, dial: str = "Local/{number}@public") -> None:
         self.call, self.voice, self.render = call, voice, render
+        self.dial = dial  # how outside numbers are called ({number})
         self.number = call.info.vars.get("caller") or call.info.caller_number
         self.contact_id = call.info.contact_id
         self.recordings = recordings
@@ -125,13 +127,47 @@ class LiveCaller:
     def _first_queue(self) -> str:
         return self.voice.routing.settings.queues[0].name
 
-    async def transfer(self, kind: str, target: str) -> str:
-        try:  # NOTE: the channel leaves Stasis for the agents' dialplan, which dials out
-            await self.call.ari.continue_dialplan(self.call.id, "agents", target, 1)
-        except TelephonyError:
-            return "failed"
-        await self.call.log("call", {"action": "transferred_out", kind: target})
-        return "completed"
+    async def transfer(self, kind: str, target: str, ring: int = 30) -> str:
+        """Call `target` out and bridge the caller with it until the far end hangs up
+        ("completed": the flow goes on) — or "failed" if it does not answer. The call
+        stays under the controller: logged, and its contact closed like any other."""
+        leg, bridge, bridged = uuid.uuid4().hex, uuid.uuid4().hex, False
+        self.voice.legs[leg] = self.call  # its events come to this call's queue
+        try:
+            try:
+                await self.call.ari.originate(self.dial.format(number=target),
+                                              app_args="transfer-leg", channel_id=leg,
+                                              caller_id=self.call.info.caller_number,
+                                              timeout=ring)
+            except TelephonyError as e:
+                await self.call.log("call", {"action": "transfer_failed", "error": str(e)})
+                return "failed"
+            while True:
+                event = await self.call.next_event()
+                if channel_of(event) != leg:
+                    continue
+                if event["type"] == "StasisStart":
+                    break
+                if event["type"] in ("ChannelDestroyed", "ChannelHangupRequest"):
+                    await self.call.log("call", {"action": "transfer_failed",
+                                                 "cause": event.get("cause")})
+                    return "failed"
+            await self.call.ari.create_bridge(bridge)
+            bridged = True
+            await self.call.ari.add_to_bridge(bridge, self.call.id, leg)
+            await self.call.log("call", {"action": "transferred_out", kind: target})
+            while True:
+                event = await self.call.next_event()
+                if channel_of(event) == leg and event["type"] in ("StasisEnd",
+                                                                  "ChannelDestroyed"):
+                    return "completed"
+        finally:
+            self.voice.legs.pop(leg, None)
+            with contextlib.suppress(CtlError):
+                await self.call.ari.hangup(leg)
+            if bridged:
+                with contextlib.suppress(CtlError):
+                    await self.call.ari.destroy_bridge(bridge)
 
     async def record(self, *, max_seconds: float, beep: bool) -> str | None:
         name = f"{self.contact_id or self.call.id}-voicemail-{int(time.time())}"
@@ -248,7 +284,8 @@ class Ivr:
                 async def render(say: Say) -> str | None:
                     uri: str = await tts.render(say.text, say.language, say.voice)
                     return uri
-            caller = LiveCaller(call, self.s.voice, render, self.recordings)
+            caller = LiveCaller(call, self.s.voice, render, self.recordings,
+                                self.s.callbacks.dial)
             ctx = Context(flows, flow, caller, LiveServices(self.s), {
                 **flow.vars, **self.base_vars, "language": flow.language,
                 "caller": call.info.caller_number, "did": call.info.did})

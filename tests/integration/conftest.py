@@ -53,9 +53,10 @@ def ast_env(data_dir: Path) -> dict[str, str]:
                                    "callback_dial": "Local/{number}@public",
                                    "callback_retries": 1, "callback_retry_after": 1,
                                    "callback_ring": 5}),
-        # The demo flows' numbers, and one for the reload test's own flow.
+        # The demo flows' numbers, and the IVR tests' own flows.
         "CTL_IVR": json.dumps({"numbers": {"1200": "main", "1201": "order-status",
-                                           "1202": "after-hours", "1210": "reload-test"}}),
+                                           "1202": "after-hours", "1210": "reload-test",
+                                           "1211": "transfer-test"}}),
     }
 
 

@@ -199,3 +199,48 @@ async def test_agent_then_survey_keeps_the_caller_and_frees_the_agent(
         # The agent was freed when they hung up, not when the caller finished the survey.
         assert status["contacts"] == [] and status["status"] == "available", status
         await panel.state("offline")
+
+
+TRANSFER = """name: transfer-test
+start: out
+steps:
+  out:
+    transfer: {number: "{{ target }}"}
+    on: {failed: nobody}
+    next: back
+  back:
+    set: {came_back: true}
+  nobody:
+    set: {failed: true}
+"""
+
+
+async def test_transfer_to_an_outside_number_and_back(
+        ctl: CtlProcess, caller: Caller, db: Database, tmp_path: Path,
+        ast_env: dict[str, str], backend: dict[str, str]) -> None:
+    env = {**os.environ, **ast_env, **backend}
+    results = {}
+    for target, then in (("1999", "back"), ("1998", "nobody")):  # answers / does not exist
+        flow = tmp_path / "transfer-test.yaml"
+        flow.write_text(TRANSFER.replace("{{ target }}", target))
+        await sip.ctl_command(env, "flows", "publish", str(flow))
+        out = await sip.ctl_command(env, "flows", "versions", "transfer-test")
+        version = int(out.strip().splitlines()[-1].split()[1].lstrip("v"))
+
+        async def published(v: int = version) -> bool | None:
+            health = await ctl.health()
+            versions = health["checks"]["flows"]["versions"] if health else {}
+            return True if versions.get("transfer-test") == v else None
+
+        await eventually(published, 10, "ctl to take the transfer flow")
+        ours, theirs = await caller.call("1211")
+        await caller.wait(ours, "StasisEnd", timeout=30)
+        contact = await contact_of(db, theirs, ("closed",))
+        events = await events_of(db, contact.id)
+        results[target] = events
+        assert path(events) == ["transfer-test:out", f"transfer-test:{then}"], \
+            [(e.kind, e.reason, e.data) for e in events]
+    actions = [e.data.get("action") for e in results["1999"] if e.kind == "call"]
+    assert "transferred_out" in actions
+    assert "transfer_failed" in [e.data.get("action") for e in results["1998"]
+                                 if e.kind == "call"]
