@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import jsonschema
 from sqlalchemy import select
 
 from ctl.store.db import Database
@@ -58,6 +59,9 @@ async def test_create_change_and_read_back(tickets_app: App) -> None:
     assert [e["kind"] for e in public] == ["status", "reply"]
     missing = await alice.call("POST", "/api/v1/tickets", {"description": "x"}, expect=400)
     assert "subject" in missing["message"]
+    doc = await Panel(tickets_app.base, tickets_app.http).call(
+        "GET", "/api/v1/openapi/tickets.json")  # no login needed
+    jsonschema.validate(got, doc["components"]["schemas"]["Ticket"])
 
 
 async def test_search_filters(tickets_app: App) -> None:
