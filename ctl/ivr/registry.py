@@ -145,9 +145,9 @@ class FlowRegistry:
 
     async def _load_newer(self) -> None:
         async with self.db.session(readonly=True) as s:
-            latest = dict((await s.execute(
+            latest: dict[str, int] = {name: version for name, version in (await s.execute(
                 select(FlowVersion.name, func.max(FlowVersion.version))
-                .group_by(FlowVersion.name))).tuples().all())
+                .group_by(FlowVersion.name))).all()}
             stale = [n for n, v in latest.items()
                      if n not in self.current or self.current[n].version != v]
             if not stale:
