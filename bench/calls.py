@@ -75,8 +75,9 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 async def place(uac: Uac, target: str, calls: int, concurrency: int, rate: float,
-                first_number: int) -> tuple[list[CallResult], int]:
-    """`calls` calls, at most `concurrency` at once, started `rate` per second (0: at once).
+                first_number: int, key: str = "") -> tuple[list[CallResult], int]:
+    """`calls` calls, at most `concurrency` at once, started `rate` per second (0: at once);
+    each presses `key` after the first prompt if one is given.
 
     Each caller has its own number, as real callers do: ctl identifies every one of them.
     """
@@ -89,7 +90,7 @@ async def place(uac: Uac, target: str, calls: int, concurrency: int, rate: float
             active += 1
             peak = max(peak, active)
             try:
-                return await uac.call(target, f"+1555{first_number + i:07d}")
+                return await uac.call(target, f"+1555{first_number + i:07d}", key=key)
             finally:
                 active -= 1
 
@@ -102,8 +103,10 @@ async def place(uac: Uac, target: str, calls: int, concurrency: int, rate: float
     return list(await asyncio.gather(*tasks)), peak
 
 
-async def measure(stack: Stack, phase: Phase, load: Callable[[], Awaitable[None]]) -> Phase:
-    """Run `load` between two settled, idle points and charge the CPU spent to `phase`."""
+async def measure(stack: Stack, phase: Phase, load: Callable[[], Awaitable[None]],
+                  controller: bool | None = None) -> Phase:
+    """Run `load` between two settled, idle points and charge the CPU spent to `phase`.
+    `controller`: the calls went through ctl (default: the target is 1000)."""
     await stack.settle()
     before = await stack.ended_reasons()
     ast0, ctl0 = stack.cpu()
@@ -114,7 +117,7 @@ async def measure(stack: Stack, phase: Phase, load: Callable[[], Awaitable[None]
     ast1, ctl1 = stack.cpu()
     phase.cpu_ast, phase.cpu_ctl = ast1 - ast0, ctl1 - ctl0
     phase.cpu_uac = time.process_time() - uac0
-    if phase.target == CONTROLLER:
+    if phase.target == CONTROLLER if controller is None else controller:
         after = await stack.ended_reasons()
         completed = after.get("completed", 0) - before.get("completed", 0)
         phase.ctl_not_completed = max(0, phase.calls - round(completed))

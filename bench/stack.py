@@ -128,9 +128,11 @@ async def postgres() -> AsyncIterator[dict[str, str]]:
 
 
 @contextlib.asynccontextmanager
-async def running(data_dir: Path, concurrency: int, pg: bool) -> AsyncIterator[Stack]:
-    """Asterisk and ctl up for the block; both are stopped on any exit, Ctrl-C included."""
-    env = environment(data_dir, concurrency)
+async def running(data_dir: Path, concurrency: int, pg: bool,
+                  extra: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    """Asterisk and ctl up for the block; both are stopped on any exit, Ctrl-C included.
+    `extra`: more CTL_* settings for both (e.g. the benchmark's IVR numbers)."""
+    env = environment(data_dir, concurrency) | (extra or {})
     os.environ.update(env)  # load_settings reads CTL_* from the environment
     async with contextlib.AsyncExitStack() as stack:
         if pg:

@@ -1,4 +1,5 @@
-"""A small SIP UAC on asyncio: places calls, times INVITE->200 OK and 200 OK->first RTP.
+"""A small SIP UAC on asyncio: places calls, times INVITE->200 OK and 200 OK->first RTP,
+and for menus the key (an RFC 4733 telephone-event) -> the next prompt's first RTP.
 
 sipp cannot time the first RTP packet after the answer, so the benchmark calls with this
 UAC: one UDP SIP socket for every call (one process, so it does not compete with Asterisk
@@ -23,6 +24,9 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",
             "l": "content-length"}
 _RTP_FRAME = 160  # 20 ms of 8 kHz PCMU
 _SILENCE = b"\xff" * _RTP_FRAME
+_EVENT_PT = 101  # telephone-event, as offered in our SDP
+_KEY_FRAMES = 5  # a key held 100 ms: above Asterisk's 80 ms minimum DTMF duration
+_KEY_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 
 
 @dataclass
@@ -34,6 +38,8 @@ class CallResult:
     ok_at: float | None = None
     rtp_at: float | None = None
     bye_at: float | None = None
+    key_at: float | None = None  # the key's first end-of-event packet went out
+    reply_at: float | None = None  # the first RTP packet after the key
     error: str | None = None
 
     @property
@@ -52,9 +58,19 @@ class CallResult:
         return max(0.0, (self.rtp_at - self.ok_at) * 1000)
 
     @property
+    def key_ms(self) -> float | None:
+        if self.key_at is None or self.reply_at is None:
+            return None
+        return (self.reply_at - self.key_at) * 1000
+
+    @property
     def held_ms(self) -> float | None:
         return None if self.ok_at is None or self.bye_at is None else (
             (self.bye_at - self.ok_at) * 1000)
+
+
+class CallFailed(Exception):
+    """The far end did not do what the call's script waits for."""
 
 
 @dataclass
@@ -113,6 +129,9 @@ class _Call:
     media_to: tuple[str, int] | None = None
     seq: int = 0
     ssrc: int = field(default_factory=lambda: int.from_bytes(os.urandom(4), "big"))
+    keys: str = ""  # pressed, one after each prompt, once the prompt has gone quiet
+    last_rtp: float = 0.0
+    keying: bool = False  # a key's events replace the voice frames while it is held
 
 
 class Uac(asyncio.DatagramProtocol):
@@ -145,9 +164,14 @@ class Uac(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.transport.sendto(data, self.server)
 
-    async def call(self, target: str, number: str, timeout: float = 30.0) -> CallResult:
-        """Dial `target` as caller `number`; wait for the far end's BYE. Never raises."""
+    async def call(self, target: str, number: str, timeout: float = 30.0,
+                   key: str = "") -> CallResult:
+        """Dial `target` as caller `number`; wait for the far end's BYE. Never raises.
+
+        With `key`: once the first prompt has played and gone quiet, press it and time the
+        next prompt's first packet (a menu)."""
         call = self._new_call(target, number)
+        call.keys = key
         try:
             await asyncio.wait_for(self._dial(call), timeout)
         except TimeoutError:
@@ -168,7 +192,7 @@ class Uac(asyncio.DatagramProtocol):
         call = _Call(call_id, CallResult(number), rtp, tag, branch, invite, loop.create_future(),
                      loop.create_future())
         self.calls[call_id] = call
-        loop.add_reader(rtp.fileno(), self._first_rtp, call)
+        loop.add_reader(rtp.fileno(), self._on_rtp, call)
         return call
 
     def _forget(self, call: _Call) -> None:
@@ -187,9 +211,14 @@ class Uac(asyncio.DatagramProtocol):
         if answer.status != 200:
             call.result.error = f"INVITE answered {answer.first}"
             return
+        for key in call.keys:
+            await self._after_prompt(call)
+            await self._press(call, key)
         await call.bye
         if call.result.rtp_at is None:
             call.result.error = "hung up without sending RTP"
+        elif call.keys and call.result.reply_at is None:
+            call.result.error = "hung up without a prompt after the key"
 
     async def _retransmit(self, call: _Call) -> None:
         # RFC 3261 timer A: the first INVITE of a burst may be dropped by a busy server.
@@ -200,14 +229,56 @@ class Uac(asyncio.DatagramProtocol):
                 self._send(call.invite)
             delay = min(delay * 2, 4.0)
 
-    def _first_rtp(self, call: _Call) -> None:
-        # Only the first packet matters: stop reading so 50 packets/s per call cost nothing.
+    def _on_rtp(self, call: _Call) -> None:
+        r = call.result
+        while True:
+            try:
+                call.rtp.recv(2048)
+            except OSError:  # drained (BlockingIOError) or closed
+                return
+            now = time.perf_counter()
+            r.rtp_at = r.rtp_at or now
+            call.last_rtp = now
+            if r.key_at is not None and r.reply_at is None:
+                r.reply_at = now
+            if not call.keys:
+                # Only the first packet matters: stop reading so 50 packets/s cost nothing.
+                asyncio.get_running_loop().remove_reader(call.rtp.fileno())
+                return
+
+    async def _after_prompt(self, call: _Call, quiet: float = 0.3) -> None:
+        """Until a prompt has played and no packet came for `quiet` seconds."""
+        while call.result.rtp_at is None or time.perf_counter() - call.last_rtp < quiet:
+            if call.bye.done():
+                raise CallFailed("hung up before the key was pressed")
+            idle = time.perf_counter() - call.last_rtp
+            await asyncio.sleep(0.02 if call.result.rtp_at is None else quiet - idle)
+
+    async def _press(self, call: _Call, key: str) -> None:
+        """One key as RFC 4733 events: 20 ms apart while held, then three end packets."""
+        call.keying, call.result.reply_at = True, None
+        stamp = (call.seq + 1) * _RTP_FRAME  # one timestamp for all of the key's packets
         try:
-            call.rtp.recv(2048)
-        except OSError:
+            for i in range(_KEY_FRAMES):
+                self._send_event(call, key, stamp, (i + 1) * _RTP_FRAME, first=i == 0)
+                await asyncio.sleep(0.02)
+            for i in range(3):
+                self._send_event(call, key, stamp, _KEY_FRAMES * _RTP_FRAME, end=True)
+                if not i:
+                    call.result.key_at = time.perf_counter()  # the key counts from here
+        finally:
+            call.keying = False
+
+    def _send_event(self, call: _Call, key: str, stamp: int, duration: int,
+                    first: bool = False, end: bool = False) -> None:
+        if call.media_to is None:
             return
-        call.result.rtp_at = call.result.rtp_at or time.perf_counter()
-        asyncio.get_running_loop().remove_reader(call.rtp.fileno())
+        call.seq += 1
+        header = struct.pack("!BBHII", 0x80, (0x80 if first else 0) | _EVENT_PT,
+                             call.seq & 0xFFFF, stamp & 0xFFFFFFFF, call.ssrc)
+        event = struct.pack("!BBH", _KEY_CODES[key], (0x80 if end else 0) | 10, duration)
+        with contextlib.suppress(OSError):
+            call.rtp.sendto(header + event, call.media_to)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         msg = parse(data)
@@ -255,7 +326,7 @@ class Uac(asyncio.DatagramProtocol):
         next_tick = time.perf_counter()
         while True:
             for call in list(self.calls.values()):
-                if call.media_to is not None:
+                if call.media_to is not None and not call.keying:
                     self._send_rtp(call)
             next_tick += 0.02
             await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
@@ -272,8 +343,9 @@ class Uac(asyncio.DatagramProtocol):
                 rtp_port: int) -> bytes:
         host, port = self.server
         sdp = (f"v=0\r\no=bench 1 1 IN IP4 {self.host}\r\ns=bench\r\nc=IN IP4 {self.host}\r\n"
-               f"t=0 0\r\nm=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-               "a=sendrecv\r\n")
+               f"t=0 0\r\nm=audio {rtp_port} RTP/AVP 0 {_EVENT_PT}\r\n"
+               f"a=rtpmap:0 PCMU/8000\r\na=rtpmap:{_EVENT_PT} telephone-event/8000\r\n"
+               f"a=fmtp:{_EVENT_PT} 0-16\r\na=sendrecv\r\n")
         return _message(f"INVITE sip:{target}@{host}:{port} SIP/2.0", [
             f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch};rport",
             f"From: <sip:{number}@{self.host}:{self.port}>;tag={tag}",
@@ -316,4 +388,8 @@ def _branch() -> str:
 def _stage(r: CallResult) -> str:
     if r.ok_at is None:
         return "timed out waiting for 200 OK"
-    return "timed out waiting for RTP" if r.rtp_at is None else "timed out waiting for BYE"
+    if r.rtp_at is None:
+        return "timed out waiting for RTP"
+    if r.key_at is not None and r.reply_at is None:
+        return "timed out waiting for the prompt after the key"
+    return "timed out waiting for BYE"

@@ -177,9 +177,10 @@ class IvrSettings(BaseModel):
     def _extensions(cls, v: dict[str, str]) -> dict[str, str]:
         for number in v:
             if not re.fullmatch(r"[0-9]{2,20}", number) or number == "1000" or \
-                    (number.startswith("11") and len(number) == 4) or number == "1999":
-                raise ValueError(f"extension {number!r}: digits only, and not 1000, 1999 "
-                                 "or 11xx (the demo, its baseline and the queues)")
+                    (number.startswith("11") and len(number) == 4) or number in ("1990", "1999"):
+                raise ValueError(f"extension {number!r}: digits only, and not 1000, 1990, "
+                                 "1999 or 11xx (the demo, the benchmarks' dialplan "
+                                 "baselines and the queues)")
         return v
 
 

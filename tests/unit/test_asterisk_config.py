@@ -41,3 +41,12 @@ def test_trunk_dids_map_to_flows(tmp_path: Path) -> None:
     assert "[from-trunk-carrier]" in dialplan
     assert "exten => +15550100,1,Set(CTL_FLOW=sales)" in dialplan
     assert "match = 127.0.0.2" in (etc / "pjsip_trunks.conf").read_text()
+
+
+def test_the_ivr_benchmark_menu_has_a_dialplan_twin(tmp_path: Path) -> None:
+    dialplan = (render(tmp_path) / "extensions.conf").read_text()
+    public = dialplan.split("[public]", 1)[1].split("\n[", 1)[0]
+    assert "exten => 1990,1,Goto(bench-menu,s,1)" in public
+    menu = dialplan.split("[bench-menu]", 1)[1].split("\n[", 1)[0]
+    assert "Background(hello-world)" in menu and "WaitExten(5)" in menu
+    assert "exten => 1,1,Playback(auth-thankyou)" in menu

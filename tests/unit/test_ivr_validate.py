@@ -92,3 +92,9 @@ def test_yaml_12_booleans_keep_on_a_key() -> None:
     flow = parse("name: x\nstart: a\nsteps:\n  a:\n    menu: {prompt: p, choices: {'1': a}}\n"
                  "    on: {no_input: a}\n", Path("x.yaml"))
     assert flow.steps["a"].on == {"no_input": "a"}
+
+
+def test_the_benchmark_menu_passes() -> None:
+    flows, errors = load_folder(ROOT / "bench" / "flows", Known())
+    assert not errors
+    assert flows["bench-menu"].steps["menu"].verb.targets() == {"1": "thanks"}

@@ -85,3 +85,10 @@ def test_queue_times_take_units_like_scenarios(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ctl.yaml:4:17: routing.queues.0.max_wait: .*"
                                           r"'soon' is not a time"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize("number", ["1000", "1101", "1990", "1999", "12a"])
+def test_ivr_numbers_keep_off_the_reserved_extensions(tmp_path: Path, number: str) -> None:
+    cfg = write(tmp_path, f"ivr:\n  numbers: {{'{number}': main}}\n")
+    with pytest.raises(ConfigError, match=rf"ctl.yaml:2:\d+: ivr.numbers.*'{number}'"):
+        load_settings(cfg)
