@@ -13,8 +13,10 @@ from typing import Any
 
 from ctl.errors import CtlError, TelephonyError
 from ctl.ivr import runner
+from ctl.ivr.flow import Flow
 from ctl.ivr.runner import Context, QueueRequest, Recognition, Say, Utterance
 from ctl.ivr.validate import Known
+from ctl.ivr.verbs.base import Speech
 from ctl.routing.model import Requirement, Step
 from ctl.settings import StepSettings
 from ctl.telephony.events import channel_of
@@ -26,8 +28,10 @@ Render = Callable[[Say], Awaitable[str | None]]  # text -> a media URI (TTS), or
 
 class LiveCaller:
     def __init__(self, call: CallSession, voice: VoiceQueues, render: Render | None,
-                 recordings: Path, dial: str = "Local/{number}@public") -> None:
+                 recordings: Path, dial: str = "Local/{number}@public",
+                 recognizer: Any = None) -> None:
         self.call, self.voice, self.render = call, voice, render
+        self.recognizer = recognizer  # ctl.speech's Recognizer, when configured
         self.dial = dial  # how outside numbers are called ({number})
         self.number = call.info.vars.get("caller") or call.info.caller_number
         self.contact_id = call.info.contact_id
@@ -105,10 +109,24 @@ class LiveCaller:
 
     async def listen(self, intents: Mapping[str, list[str]], *, language: str,
                      timeout: float, prompt: Sequence[Utterance]) -> Recognition | None:
-        # Until speech recognition is plugged in, callers answer with the intents' keys.
-        await self.play(prompt, barge_in=True)
-        key = await self.digits(1, timeout=timeout)
-        return Recognition("", None, 1.0, dtmf=key) if key else None
+        if self._keys:  # a key pressed earlier answers at once
+            return Recognition("", None, 1.0, dtmf=self._keys.pop(0))
+        if self.recognizer is None:  # no speech recognition configured: keys only
+            await self.play(prompt, barge_in=True)
+            key = await self.digits(1, timeout=timeout)
+            return Recognition("", None, 1.0, dtmf=key) if key else None
+        heard = await self.recognizer.listen(self.call, dict(intents), language=language,
+                                             timeout=timeout,
+                                             prompt=await self._media(prompt))
+        if heard is None:
+            await self.call.log("speech", {"heard": None})
+            return None
+        result = Recognition(heard.text, heard.intent, heard.confidence,
+                             getattr(heard, "dtmf", ""))
+        await self.call.log("speech", {"text": result.text, "intent": result.intent,
+                                       "confidence": round(result.confidence, 3),
+                                       "dtmf": result.dtmf})
+        return result
 
     async def enqueue(self, request: QueueRequest) -> str:
         steps = None if request.steps is None else \
@@ -251,12 +269,32 @@ class Ivr:
             else "127.0.0.1"
         self.base_vars = {"ctl_url": f"http://{host}:{settings.http_port}"}
         self._agent_skills: frozenset[str] = frozenset()
+        self.registry.on_new = self.prerender
 
     def known(self) -> Known:
         routing = self.s.settings.routing
         skills = frozenset(s for q in routing.queues for st in q.steps for s in st.skills) \
             | self._agent_skills
         return Known(queues=frozenset(q.name for q in routing.queues), skills=skills or None)
+
+    async def prerender(self, flows: list[Flow]) -> None:
+        """Synthesize every fixed text of newly published flows before a call needs it."""
+        tts = getattr(self.s, "tts", None)
+        if tts is None:
+            return
+        items = set()
+        for flow in flows:
+            for step in flow.steps.values():
+                for _, parts in step.verb.prompts():
+                    for part in parts:
+                        if not isinstance(part, Speech):
+                            continue
+                        for lang, text in part.texts.items():
+                            langs = (part.language,) if part.language else \
+                                flow.languages if lang == "*" else (lang,)
+                            items |= {(text.source, x, part.voice) for x in langs
+                                      if text.static}
+        await tts.prerender(sorted(items, key=str))
 
     async def start(self) -> None:
         from sqlalchemy import select
@@ -285,7 +323,7 @@ class Ivr:
                     uri: str = await tts.render(say.text, say.language, say.voice)
                     return uri
             caller = LiveCaller(call, self.s.voice, render, self.recordings,
-                                self.s.callbacks.dial)
+                                self.s.callbacks.dial, getattr(self.s, "recognizer", None))
             ctx = Context(flows, flow, caller, LiveServices(self.s), {
                 **flow.vars, **self.base_vars, "language": flow.language,
                 "caller": call.info.caller_number, "did": call.info.did})

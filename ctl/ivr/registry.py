@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -68,6 +68,8 @@ class FlowRegistry:
         self._stamps: dict[Path, tuple[float, int]] = {}
         self._task: asyncio.Task[None] | None = None
         self.errors: list[str] = []  # the folder's problems, as last seen
+        # Told of flows that just became current (e.g. to synthesize their prompts).
+        self.on_new: Callable[[list[Flow]], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         await self.refresh()
@@ -164,7 +166,13 @@ class FlowRegistry:
                 log.error("flow %s version %d no longer parses: %s", row.name, row.version, e)
                 continue
             current[row.name] = _versioned(flow, row.version)
+        fresh = [f for n, f in current.items() if self.current.get(n) is not f]
         self.current = current  # one swap: a call's snapshot never changes under it
+        if self.on_new is not None and fresh:
+            try:
+                await self.on_new(fresh)
+            except Exception:  # prompts are then synthesized on first use
+                log.exception("preparing new flows failed")
 
     async def versions(self, name: str | None = None) -> list[FlowVersion]:
         async with self.db.session(readonly=True) as s:
