@@ -138,7 +138,8 @@ class Routing(RuleBasedStateMachine):
                 if (theirs is None or not requirement.admits(agent.config)
                         or self.now - queued_at < theirs[1]):
                     continue
-                mine = _rank(agent.config, got[1], got[3])
+                now_req = self.engine.contacts[offer.contact_id].requirement
+                mine = _rank(agent.config, got[1], now_req)
                 assert mine is not None
                 assert (theirs[0], key) > (mine[0], got[0]), (
                     f"{offer.agent_id} was offered {offer.contact_id} while better {cid} waited")
