@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from ctl.errors import CtlError, TelephonyError
 from ctl.ivr import runner
 from ctl.ivr.flow import Flow
@@ -213,19 +215,16 @@ class LiveCaller:
 class LiveServices:
     """Flows' reach into the controller: each is a thin call into a service."""
 
-    def __init__(self, services: Any) -> None:
-        self.s = services
+    def __init__(self, services: Any, http: aiohttp.ClientSession) -> None:
+        self.s, self._http = services, http
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     async def http(self, method: str, url: str, *, headers: Mapping[str, str], body: Any,
                    timeout: float) -> tuple[int, Any]:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as s, s.request(
-                method, url, headers=dict(headers), json=body,
-                timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        async with self._http.request(method, url, headers=dict(headers), json=body,
+                                      timeout=aiohttp.ClientTimeout(total=timeout)) as r:
             return r.status, await r.json(content_type=None)
 
     async def lookup_customer(self, kind: str, value: str) -> dict[str, Any] | None:
@@ -270,6 +269,7 @@ class Ivr:
         self.base_vars = {"ctl_url": f"http://{host}:{settings.http_port}"}
         self._agent_skills: frozenset[str] = frozenset()
         self.registry.on_new = self.prerender
+        self._http: aiohttp.ClientSession | None = None  # flows' http steps share it
 
     def known(self) -> Known:
         routing = self.s.settings.routing
@@ -304,15 +304,19 @@ class Ivr:
         async with self.s.db.session(readonly=True) as s:
             rows = (await s.scalars(select(Agent.skills))).all()
         self._agent_skills = frozenset(k for r in rows for k in (r or {}))
+        self._http = aiohttp.ClientSession()
         await self.registry.start()
 
     async def stop(self) -> None:
         await self.registry.stop()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def resolve(self, name: str) -> Callable[[CallSession], Awaitable[None]] | None:
         flows = self.registry.snapshot()  # this call's versions, whatever is published later
-        flow = flows.get(name)
-        if flow is None:
+        flow, http = flows.get(name), self._http
+        if flow is None or http is None:
             return None
 
         async def run(call: CallSession) -> None:
@@ -324,7 +328,7 @@ class Ivr:
                     return uri
             caller = LiveCaller(call, self.s.voice, render, self.recordings,
                                 self.s.callbacks.dial, getattr(self.s, "recognizer", None))
-            ctx = Context(flows, flow, caller, LiveServices(self.s), {
+            ctx = Context(flows, flow, caller, LiveServices(self.s, http), {
                 **flow.vars, **self.base_vars, "language": flow.language,
                 "caller": call.info.caller_number, "did": call.info.did})
             await caller.answer()
