@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from ctl.ivr.verbs.base import Speech
 from ctl.routing.model import Requirement, Step
 from ctl.settings import StepSettings
 from ctl.telephony.events import channel_of
-from ctl.telephony.queueing import VoiceQueues
+from ctl.telephony.queueing import Hold, VoiceQueues
 from ctl.telephony.session import RESYNC, CallSession
 
 Render = Callable[[Say], Awaitable[str | None]]  # text -> a media URI (TTS), or None
@@ -133,8 +134,10 @@ class LiveCaller:
     async def enqueue(self, request: QueueRequest) -> str:
         steps = None if request.steps is None else \
             tuple([await self._step(s) for s in request.steps])
+        hold = Hold(request.announce, request.callback, request.music or "default")
         outcome = await self.voice.wait(self.call, request.queue or self._first_queue(),
-                                        request.priority, steps, keep_caller=request.then)
+                                        request.priority, steps, keep_caller=request.then,
+                                        hold=hold)
         return {"overflowed": "overflow"}.get(outcome, outcome)
 
     async def _step(self, raw: dict[str, Any]) -> Step:
@@ -332,6 +335,19 @@ class Ivr:
                 **flow.vars, **self.base_vars, "language": flow.language,
                 "caller": call.info.caller_number, "did": call.info.did})
             await caller.answer()
-            await runner.run(ctx)
+            try:
+                await runner.run(ctx)
+            finally:  # what the flow learnt, for the agent's 360 view and for reports
+                with contextlib.suppress(Exception):
+                    await caller.log("ivr_vars", _loggable(ctx.vars))
 
         return run
+
+
+def _loggable(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow's variables as JSON, each at most ~2 kB (an HTTP answer can be large)."""
+    out = {}
+    for name, value in variables.items():
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        out[name] = json.loads(text) if len(text) <= 2000 else text[:2000] + "..."
+    return out

@@ -13,6 +13,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -49,6 +50,15 @@ OVERFLOW_PROMPT = ["sound:im-sorry", "sound:please-try-call-later"]
 _CAUSE_BUSY, _CAUSE_REJECTED = 17, 21
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A waiting caller's experience, as a flow's enqueue step chose it."""
+
+    announce: bool = True  # position and expected wait every announce_every seconds
+    callback: bool | None = None  # "press 1 to be called back"; None: the queue's setting
+    music: str = "default"  # Asterisk music-on-hold class
+
+
 class VoiceQueues:
     def __init__(self, ari: AriClient, routing: RoutingService, db: Database,
                  calls: CallManager, announce_every: float = 30.0) -> None:
@@ -62,6 +72,7 @@ class VoiceQueues:
         self.on_callback: Callable[[CallSession], Awaitable[None]] | None = None
         # Contacts whose caller left to be called back (kept by the callback service).
         self.called_back: set[str] = set()
+        self.holds: dict[str, Hold] = {}  # contact id -> its flow's choices, while waiting
         # Contacts completed when their agent left while the caller's flow went on.
         self.served: set[str] = set()
         calls.on_close = self.finished
@@ -82,13 +93,17 @@ class VoiceQueues:
     # --- the caller's side ----------------------------------------------------------
 
     async def wait(self, call: CallSession, queue: str, priority: int = 0,
-                   steps: tuple[Step, ...] | None = None, keep_caller: bool = False) -> str:
+                   steps: tuple[Step, ...] | None = None, keep_caller: bool = False,
+                   hold: Hold | None = None) -> str:
         """Queue the call and return once it ended with an agent ("completed") — or raise
         Hangup if the caller leaves first (the call manager then records the abandon).
         `keep_caller`: when the agent hangs up, the contact is completed (the agent's
-        wrap-up starts) and the caller stays on the line for the rest of the flow."""
+        wrap-up starts) and the caller stays on the line for the rest of the flow.
+        `hold`: what the caller hears while waiting (default: the queue's settings)."""
         contact = call.info.contact_id
         assert contact is not None
+        if hold is not None:
+            self.holds[contact] = hold
         # Routing moves the contact's state from here on: the IVR's held log lines go
         # first, and later lines are written as they come (they interleave with routing's).
         await call.flush_logs(stop_holding=True)
@@ -110,6 +125,7 @@ class VoiceQueues:
                     return "completed"
         finally:
             self.waiting.pop(contact, None)
+            self.holds.pop(contact, None)
             for _, leg in rang.values():
                 self.legs.pop(leg, None)
                 with contextlib.suppress(TelephonyError):
@@ -120,14 +136,18 @@ class VoiceQueues:
         """Music and announcements until an agent answers: (agent id, phone channel), or
         "callback" when the caller chose to be called back, "overflowed" when the queue
         gave up on them."""
-        await self.ari.start_moh(call.id)
-        announce_at = time.monotonic() + self.announce_every
+        hold = self.holds.get(call.info.contact_id or "", Hold())
+        await self.ari.start_moh(call.id, hold.music)
+        every = self.announce_every if hold.announce else math.inf
+        announce_at = time.monotonic() + every
         while True:
             try:
-                event = await call.next_event(max(0.0, announce_at - time.monotonic()))
+                event = await call.next_event(min(max(0.0, announce_at - time.monotonic()),
+                                                  86400.0))
             except TimeoutError:
-                await self._announce(call)
-                announce_at = time.monotonic() + self.announce_every
+                if hold.announce:
+                    await self._announce(call, hold.music)
+                announce_at = time.monotonic() + every
                 continue
             if event["type"] == "ChannelDtmfReceived" and event.get("digit") == "1" \
                     and channel_of(event) == call.id and self._callbacks_allowed(call):
@@ -146,9 +166,12 @@ class VoiceQueues:
                 return answered
 
     def _callbacks_allowed(self, call: CallSession) -> bool:
-        live = self.routing.engine.contacts.get(call.info.contact_id or "")
+        contact = call.info.contact_id or ""
+        live = self.routing.engine.contacts.get(contact)
+        offered = self.holds.get(contact, Hold()).callback
         return bool(self.on_callback and live is not None and call.info.caller_number
-                    and self.routing.queue_settings(live.queue).callback)
+                    and (offered if offered is not None
+                         else self.routing.queue_settings(live.queue).callback))
 
     async def _on_event(self, call: CallSession, event: dict[str, Any],
                         rang: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
@@ -276,7 +299,7 @@ class VoiceQueues:
         if live is not None and live.state == "assigned" and live.agent is not None:
             await self.routing.complete(live.agent, contact)
 
-    async def _announce(self, call: CallSession) -> None:
+    async def _announce(self, call: CallSession, music: str = "default") -> None:
         contact = call.info.contact_id or ""
         try:
             position, wait = self.routing.place_in_line(contact)
@@ -291,7 +314,7 @@ class VoiceQueues:
             await self.ari.stop_moh(call.id)
         await call.play(media)
         await call.log("announcement", {"position": position, "expected_wait": wait})
-        await self.ari.start_moh(call.id)
+        await self.ari.start_moh(call.id, music)
 
     async def agent_id(self, username: str) -> str:
         async with self._db.session(readonly=True) as s:

@@ -63,6 +63,10 @@ async def test_order_status_self_service_by_keys(ctl: CtlProcess, caller: Caller
     assert {"keys": "12345"} in [e.data for e in events if e.kind == "keys"]
     http = next(e.data for e in events if e.kind == "http")
     assert http["status"] == 200 and http["url"].endswith("/demo/orders/12345")
+    variables = next(e.data for e in events if e.kind == "ivr_vars")
+    assert variables["order_number"] == "12345" and variables["order_checked"] is True
+    assert variables["order"]["body"]["status"] in ("processing", "shipped",
+                                                    "out for delivery")
     left = {e.data["step"]: e.data for e in events if e.kind == "ivr_left"}
     assert left["ask"]["outcome"] is None and left["fetch"]["outcome"] is None
 
@@ -80,6 +84,8 @@ async def test_main_menu_to_a_queue_in_mandarin_then_abandon(ctl: CtlProcess, ca
     assert path(events) == ["main:hours", "main:who", "main:language", "main:main_menu",
                             "main:agent"]
     assert queued.criteria and queued.criteria[0]["languages"] == ["zh-CN"]
+    variables = next(e.data for e in events if e.kind == "ivr_vars")
+    assert variables["language"] == "zh-CN" and variables["caller"] == "+8613800138000"
     assert any(e.to_state == "queued" for e in events)
 
 
