@@ -63,9 +63,11 @@ class ChatSocket:
                 self.visitor = self.chat.tokens.read(str(hello["token"]))
             except CtlError as e:
                 await self._error(e)
-        while self.visitor is None:
+        if self.visitor is None:
             await self.send({"type": "welcome", "online": online, "need": "form"})
-            msg = await self._next_client()
+        early = None if hello.get("type") == "hello" else hello  # no hello: take it as is
+        while self.visitor is None:
+            msg, early = early or await self._next_client(), None
             try:
                 if msg.get("type") == "offline":
                     got = await self.chat.offline(msg)
@@ -75,6 +77,11 @@ class ChatSocket:
                     self.visitor, token = self.chat.start(msg)
                     await self.send({"type": "session", "token": token,
                                      "session": self.visitor.session, "online": online})
+                elif msg.get("type") == "ping":
+                    await self.send({"type": "pong"})
+                else:
+                    raise BadRequest('the chat has not started: send "start" (the pre-chat '
+                                     'form) or "offline" (leave a message)')
             except CtlError as e:
                 await self._error(e)
             if self.visitor is not None and msg.get("text"):
