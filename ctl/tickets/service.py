@@ -8,6 +8,7 @@ row when it loses a race, so concurrent changes (a tag here, a field there) all 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ _EVENTS = Base.metadata.tables["ticket_events"]
 _LINKS = Base.metadata.tables["ticket_contacts"]
 _NEXT = update(TicketCounter).where(TicketCounter.id == 1) \
     .values(last=TicketCounter.last + 1).returning(TicketCounter.last)
+_BLOCK = 16  # numbers a PostgreSQL controller reserves at once
 _ATTEMPTS = 8
 Clock = Callable[[], datetime]
 # A change applied to a loaded ticket inside the write transaction (may add events).
@@ -59,6 +61,8 @@ class TicketService:
         self.config = config or TicketsConfig.empty()
         self.hooks: list[Hook] = []
         self._serial = is_sqlite(db.url)
+        self._numbers: list[int] = []
+        self._numbering = asyncio.Lock()
 
     async def create(
         self, *, subject: str, description: str = "", customer_id: str | None = None,
@@ -83,11 +87,7 @@ class TicketService:
             "status": st.TicketStatus.NEW.value, "sla_state": "none",
         }
 
-        # On PostgreSQL the number is taken in its own short transaction: the counter row's
-        # lock would otherwise be held through the whole creation and make concurrent
-        # creators queue (a failed creation leaves a gap). SQLite serialises writers anyway.
-        taken = None if self._serial else await self._db.write(
-            lambda s: int(s.execute(_NEXT).scalar_one()))
+        taken = None if self._serial else await self._number()
 
         def work(s: Session) -> TicketView:
             now = self.clock()
@@ -168,6 +168,21 @@ class TicketService:
         if old[0] is not None and old[0] != contact_id:
             await deps.release(old[0], "transferred")
         return view
+
+    async def _number(self) -> int:
+        """The next ticket number on PostgreSQL. Holding the counter row's lock through a
+        whole creation would make concurrent creators queue, so this controller reserves
+        a block of numbers in a short transaction of its own and hands them out (a
+        failed creation or a restart leaves gaps; with several controllers numbers follow
+        creation order only roughly). SQLite serialises writers anyway: there the number
+        is taken in the creating transaction."""
+        async with self._numbering:
+            if not self._numbers:
+                block = update(TicketCounter).where(TicketCounter.id == 1).values(
+                    last=TicketCounter.last + _BLOCK).returning(TicketCounter.last)
+                last = await self._db.write(lambda s: int(s.execute(block).scalar_one()))
+                self._numbers = list(range(last, last - _BLOCK, -1))
+            return self._numbers.pop()
 
     async def get(self, ref: str) -> TicketView:
         """By id, or by number ("123" or "#123")."""

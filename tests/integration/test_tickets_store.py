@@ -134,3 +134,14 @@ async def test_search_filters(tickets: TicketService, ticket_db: Database) -> No
         await tickets.search(Filters(status=["done"]))
     with pytest.raises(BadRequest, match="unknown filter"):
         Filters.from_query({"colour": "red"})
+
+
+async def test_two_controllers_creating_at_once_never_share_a_number(
+        tickets: TicketService, ticket_db: Database) -> None:
+    other = TicketService(ticket_db)  # a second controller on the same database
+    made = await asyncio.gather(*[(tickets if i % 2 else other).create(subject=f"n{i}")
+                                  for i in range(40)])
+    numbers = [t.number for t in made]
+    assert len(set(numbers)) == 40
+    mine = [t.number for i, t in enumerate(made) if i % 2]
+    assert mine == sorted(mine)  # one controller hands its numbers out in order
