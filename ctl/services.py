@@ -31,6 +31,7 @@ from ctl.routing.cluster import Cluster
 from ctl.routing.notifier import Notifier
 from ctl.routing.service import RoutingService
 from ctl.settings import Settings
+from ctl.speech import build as speech
 from ctl.store.db import Database, migrate
 from ctl.store.live import LiveState, make_live
 from ctl.telephony.ami import AmiClient
@@ -99,6 +100,7 @@ class Services:
             self.outbound.register("sms", self.sms)
         self.sms_webhook = SmsWebhook(self.channels, ch.sms.secret, ch.sms.max_skew) \
             if ch.sms.secret else None
+        self.tts = speech.tts(settings)
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -185,6 +187,7 @@ class Services:
         if self.cluster is not None:
             await self.cluster.close()
         await self.ami.close()
+        await self.tts.close()
         await self.ari.close()
         await self.live.close()
         await self.db.close()

