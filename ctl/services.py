@@ -101,6 +101,7 @@ class Services:
         self.sms_webhook = SmsWebhook(self.channels, ch.sms.secret, ch.sms.max_skew) \
             if ch.sms.secret else None
         self.tts = speech.tts(settings)
+        self.recognizer = speech.recognizer(settings, secrets)
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -188,6 +189,7 @@ class Services:
             await self.cluster.close()
         await self.ami.close()
         await self.tts.close()
+        await self.recognizer.close()
         await self.ari.close()
         await self.live.close()
         await self.db.close()

