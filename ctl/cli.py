@@ -250,8 +250,10 @@ async def _up(settings: Settings) -> None:
     stop = asyncio.Event()
     supervisor = asyncio.create_task(service.supervise(proc, stop))
     a = settings.asterisk
+    flows = ", ".join(f"{n} {f}" for n, f in settings.ivr.numbers.items())
     print(f"Contact center up: call extension 1000 at sip:1000@{a.sip_host}:{a.sip_port} "
-          f"(UDP); web on http://{settings.http_host}:{settings.http_port}/healthz", flush=True)
+          f"(UDP), the IVR flows on {flows}; web on "
+          f"http://{settings.http_host}:{settings.http_port}/healthz", flush=True)
     try:
         await _serve(settings, stop)
     finally:
