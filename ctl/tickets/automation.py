@@ -82,7 +82,7 @@ class Automation:
         breaches, then run their rules. Returns (ticket number, new state) for each."""
         now, sla = self.tickets.clock(), self.tickets.config.sla
         changed, after = [], 0
-        while batch := await self.tickets.running_clocks(after=after):
+        while batch := await self.tickets.running_clocks(now, after=after):
             after = batch[-1].number
             for t in batch:
                 state = sla.state(priority=t.priority, created_at=t.created_at, now=now,

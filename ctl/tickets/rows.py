@@ -3,16 +3,18 @@ runs inside the caller's transaction."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from ctl.errors import NotFound
 from ctl.store.models import Ticket, TicketContact, TicketEvent
 from ctl.tickets import model
 from ctl.tickets import states as st
+from ctl.tickets.sla import Policy
 
 
 def load(s: Session, ref: str, *, lock: bool = False) -> Ticket:
@@ -55,3 +57,26 @@ def set_status(s: Session, t: Ticket, to: st.TicketStatus, now: datetime,
         t.resolved_at = None
     elif to is st.TicketStatus.CLOSED:
         t.closed_at = now
+
+
+def sla_may_worsen(policies: Mapping[str, Policy], now: datetime) -> ColumnElement[bool]:
+    """Tickets whose SLA state could get worse at `now`, as SQL (a superset, never less):
+    a due time passed on a clock still running, or, still ok, enough time since creation
+    for a warning. Business time never runs faster than the wall clock, so the wall-clock
+    test lets through every ticket that may have reached `warn_at` (and some that have
+    not; the caller computes the state exactly)."""
+    unanswered = Ticket.first_response_at.is_(None)
+    due = or_(and_(unanswered, Ticket.response_due <= now), Ticket.resolution_due <= now)
+    warnable: list[ColumnElement[bool]] = []
+    for priority, p in policies.items():
+        clocks = []
+        if p.first_response is not None:
+            since = now - timedelta(seconds=p.first_response * p.warn_at)
+            clocks.append(and_(unanswered, Ticket.created_at <= since))
+        if p.resolution is not None:
+            clocks.append(Ticket.created_at <= now - timedelta(seconds=p.resolution * p.warn_at))
+        if clocks:
+            warnable.append(and_(Ticket.priority == priority, or_(*clocks)))
+    warn = and_(Ticket.sla_state == "ok", or_(*warnable)) if warnable else false()
+    return and_(Ticket.sla_state.in_(("ok", "warning")),
+                Ticket.status.not_in(("resolved", "closed")), or_(due, warn))

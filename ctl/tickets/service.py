@@ -315,10 +315,11 @@ class TicketService:
         async with self._db.session(readonly=True) as s:
             return await s.run_sync(lambda s: search_in(s, filters))
 
-    async def running_clocks(self, limit: int = 1000, after: int = 0) -> list[TicketView]:
-        """Unresolved tickets whose SLA is not yet breached (ok or warning), by number."""
-        stmt = (select(Ticket).where(Ticket.sla_state.in_(("ok", "warning")),
-                                     Ticket.status.not_in(("resolved", "closed")),
+    async def running_clocks(self, now: datetime, limit: int = 1000,
+                             after: int = 0) -> list[TicketView]:
+        """Unresolved tickets whose SLA state may worsen at `now` (rows.sla_may_worsen),
+        by number."""
+        stmt = (select(Ticket).where(rows.sla_may_worsen(self.config.sla.policies, now),
                                      Ticket.number > after)
                 .order_by(Ticket.number).limit(limit))
         async with self._db.session(readonly=True) as s:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,7 @@ from ctl.contacts.service import ContactService
 from ctl.customers.service import CustomerService
 from ctl.errors import BadRequest, Conflict, InvalidTransition, NotFound
 from ctl.store.db import Database
+from ctl.tickets.rules import load
 from ctl.tickets.search import Filters
 from ctl.tickets.service import TicketService
 from tests.integration.tickets_db import ticket_db
@@ -145,3 +149,39 @@ async def test_two_controllers_creating_at_once_never_share_a_number(
     assert len(set(numbers)) == 40
     mine = [t.number for i, t in enumerate(made) if i % 2]
     assert mine == sorted(mine)  # one controller hands its numbers out in order
+
+
+async def test_the_sla_sweep_query_never_misses_a_ticket_that_worsens(
+        ticket_db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "tickets.yaml"
+    path.write_text("timezone: Asia/Shanghai\nbusiness_hours: {mon-fri: '09:00-18:00'}\n"
+                    "holidays: [2026-12-02]\nsla:\n"
+                    "  high: {first_response: 1h, resolution: 4h, warn_at: 0.5}\n"
+                    "  normal: {resolution: 10h}\n", encoding="utf-8")
+    cfg = load(path, [])
+    now = [datetime(2026, 11, 27, 8, 0, tzinfo=UTC)]
+    svc = TicketService(ticket_db, config=cfg, clock=lambda: now[0])
+    rnd = random.Random(7)
+    made = set()
+    for i in range(40):
+        now[0] += timedelta(minutes=rnd.randrange(10, 300))
+        t = await svc.create(subject=f"clock {i}", priority=rnd.choice(["high", "normal",
+                                                                         "low"]))
+        if rnd.random() < 0.5:
+            t = await svc.note(t.id, "answer", public=True)
+        made.add(t.id)
+    rank = {"none": 0, "ok": 1, "warning": 2, "breached": 3}
+    now[0] = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # from the first creation on
+    for _ in range(100):
+        now[0] += timedelta(minutes=rnd.randrange(10, 120))
+        candidates = {t.id for t in await svc.running_clocks(now[0], limit=1000)}
+        for t in await svc.search(Filters(limit=500)):
+            if t.id not in made:
+                continue
+            state = cfg.sla.state(priority=t.priority, created_at=t.created_at, now=now[0],
+                                  response_due=t.response_due,
+                                  resolution_due=t.resolution_due,
+                                  responded=t.first_response_at is not None, resolved=False)
+            if rank[state] > rank[t.sla_state]:
+                assert t.id in candidates, (t, state, now[0])
+                await svc.mark_sla(t.id, state)
