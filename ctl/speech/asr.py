@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ctl.errors import NotFound, TelephonyError
 from ctl.speech.audio import RtpReceiver, Segmenter, Vad
-from ctl.speech.decoders import Decoder, Pocketsphinx, Vosk
+from ctl.speech.decoders import decode_in_worker
 from ctl.speech.nlp import match_intent
 from ctl.telephony.ari import AriClient
 from ctl.telephony.events import Event, EventStream
@@ -60,8 +61,11 @@ class Recognizer:
         self._stream = EventStream(ari, self._on_stasis)
         self._arrivals: dict[str, asyncio.Future[None]] = {}
         self._started = False
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="asr")
-        self._idle: dict[str, list[Decoder]] = {}
+        # NOTE: decoders hold the GIL for their whole run (~70 ms an utterance): in
+        # threads they would stall every call's events. Worker processes (spawned: the
+        # controller has threads, fork would copy their locks) use both cores instead.
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(
+            "spawn"))
         self.stats = {"recognitions": 0, "barge_ins": 0}
 
     async def listen(self, call: CallSession, intents: dict[str, list[str]], *,
@@ -151,26 +155,19 @@ class Recognizer:
                          language: str = "en") -> str:
         """What `pcm` (16 kHz mono) says, restricted to the phrases of `intents`."""
         lang = language.lower().split("-")[0]
-        decoder = await self._decoder(lang)
-        if decoder is None:
-            return ""
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, decoder.decode, pcm, intents)
-        finally:
-            self._idle[lang].append(decoder)
-
-    async def _decoder(self, lang: str) -> Decoder | None:
-        idle = self._idle.setdefault(lang, [])
-        if idle:
-            return idle.pop()
         model = self.vosk_models.get(lang)
-        if model is not None:
-            return await asyncio.to_thread(Vosk, model)
-        if lang == "en":
-            return await asyncio.to_thread(Pocketsphinx)
-        log.warning("no recogniser for language %r: configure speech.vosk_models", lang)
-        return None
+        name = str(model) if model is not None else "pocketsphinx" if lang == "en" else None
+        if name is None:
+            log.warning("no recogniser for language %r: configure speech.vosk_models", lang)
+            return ""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, decode_in_worker, name, pcm,
+                                          dict(intents))
+
+    async def warm(self) -> None:
+        """Load the models in the workers before the first caller waits on them."""
+        await asyncio.gather(*(self.transcribe(b"\0" * 3200, {"x": ["hello"]}, lang)
+                               for lang in ["en", *self.vosk_models]))
 
     def _on_stasis(self, event: Event) -> None:
         if event["type"] == "StasisStart":

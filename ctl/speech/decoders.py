@@ -118,3 +118,16 @@ class Vosk:
         rec.AcceptWaveform(pcm)
         text = str(json.loads(rec.FinalResult()).get("text", ""))
         return re.sub(r"\s*\[unk\]\s*", " ", text).strip()
+
+
+_LOADED: dict[str, Decoder] = {}  # per worker process: models load once
+
+
+def decode_in_worker(model: str, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
+    """Entry point of the recogniser's worker processes: `model` is "pocketsphinx" or a
+    vosk model directory."""
+    decoder = _LOADED.get(model)
+    if decoder is None:
+        decoder = _LOADED[model] = Pocketsphinx() if model == "pocketsphinx" \
+            else Vosk(Path(model))
+    return decoder.decode(pcm, intents)
