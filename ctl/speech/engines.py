@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import logging
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -95,6 +96,8 @@ class PiperWorker:
             proc.kill()
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
+        shutil.rmtree(self._out, ignore_errors=True)
+        self._out.mkdir()  # a later synthesize() starts the worker again
 
 
 async def espeak(text: str, voice: str, out: Path, speed: int | None = None) -> None:

@@ -47,6 +47,7 @@ class Tts:
         self.stats = TtsStats()
         self._workers: dict[str, PiperWorker] = {}
         self._pending: dict[str, asyncio.Future[Path]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     def voice_for(self, language: str, voice: str | None = None) -> str:
         if voice:
@@ -76,11 +77,26 @@ class Tts:
         await self._ensure(key, text, language, voice)
         return self.path(key)
 
-    async def prerender(self, items: Iterable[tuple[str, str, str | None]]) -> None:
+    async def prerender(self, items: Iterable[tuple[str, str, str | None]],
+                        wait: bool = False) -> None:
         """(text, language, voice) of a flow being published, so calls never wait on
-        synthesis."""
-        for text, language, voice in dict.fromkeys(items):
-            await self.render(text, language, voice)
+        synthesis. Runs in the background unless `wait`: a controller starting with
+        dozens of new prompts must not hold its start for them (piper takes ~0.5 s each);
+        a call asking for one being synthesized waits for that one only."""
+        work = list(dict.fromkeys(items))
+        if wait:
+            await self._prerender(work)
+            return
+        task = asyncio.create_task(self._prerender(work), name="tts-prerender")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _prerender(self, items: list[tuple[str, str, str | None]]) -> None:
+        for text, language, voice in items:
+            try:
+                await self.render(text, language, voice)
+            except SynthesisError as e:  # that prompt is tried again on first use
+                log.warning("pre-rendering %r failed: %s", text[:60], e)
 
     async def _ensure(self, key: str, text: str, language: str, voice: str | None) -> None:
         if self.path(key).exists():
@@ -155,6 +171,10 @@ class Tts:
                     await self._worker(*name.split("@", 1)).start()
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for worker in self._workers.values():
             await worker.close()
         self._workers.clear()

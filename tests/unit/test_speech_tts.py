@@ -75,10 +75,22 @@ async def test_mandarin_uses_the_pinyin_voice(tmp_path: Path) -> None:
 async def test_prerender_fills_the_cache(tmp_path: Path) -> None:
     tts = Tts(tmp_path, ESPEAK)
     items = [("Hello.", "en", None), ("您好", "zh", None), ("Hello.", "en", None)]
-    await tts.prerender(items)
+    await tts.prerender(items, wait=True)
     assert tts.stats.misses == 2
     await tts.render("您好", "zh")
     assert tts.stats.hits == 1
+
+
+async def test_prerender_in_the_background_does_not_hold_the_caller(tmp_path: Path) -> None:
+    tts = Tts(tmp_path, ESPEAK)
+    await tts.prerender([(f"Prompt number {i}.", "en", None) for i in range(20)])
+    assert tts.stats.misses < 20  # returned before synthesizing them all
+    await asyncio.gather(*tts._background)
+    assert tts.stats.misses == 20
+    await tts.render("Prompt number 7.")
+    assert tts.stats.misses == 20
+    await tts.prerender([("Never finished.", "en", None)])
+    await tts.close()  # cancels what is left
 
 
 async def test_piper_voice_and_fallback_to_espeak(tmp_path: Path,
