@@ -91,6 +91,7 @@ class Services:
         self.email = EmailAdapter(ch.email, self.channels)
         self.tickets, self.ticket_rules = tickets.build(self.db, settings, self.intake,
                                                         self.routing.end, self.outbound)
+        self.core.listeners.append(self.ticket_rules.on_routing)  # assignee follows the task
         self._sla: asyncio.Task[None] | None = None  # the leader watches SLA clocks
         self.chat = ChatService(self.channels, self.contacts, self.routing, self.db,
                                 secrets.session_key, settings.default_region)

@@ -11,8 +11,10 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ctl.errors import CtlError
+from ctl.routing.model import Assigned
 from ctl.tickets.model import TicketView
 from ctl.tickets.rules import Rule
 from ctl.tickets.service import TicketService
@@ -76,6 +78,23 @@ class Automation:
         if then.notify and self.notify is not None:
             await self.notify(t, then.notify)
         return t
+
+    async def on_routing(self, events: list[Any]) -> None:
+        """Routing listener: the agent who takes a ticket's task is its assignee, and a
+        new or reopened ticket is then being worked on (open)."""
+        for e in events:
+            if not isinstance(e, Assigned):
+                continue
+            ticket_id = await self.tickets.ticket_of_task(e.contact_id)
+            if ticket_id is None:
+                continue
+            t = await self.tickets.get(ticket_id)
+            if t.task_contact_id != e.contact_id:
+                continue  # an old task (transferred since)
+            t = await self.tickets.update(t.id, {"assignee_id": e.agent_id}, actor="routing")
+            if t.status in ("new", "reopened"):
+                await self.tickets.move(t.id, "open", reason="taken by an agent",
+                                        actor="routing")
 
     async def sweep(self) -> list[tuple[int, str]]:
         """Check every running SLA clock at the service's `now`; record warnings and

@@ -315,6 +315,15 @@ class TicketService:
         async with self._db.session(readonly=True) as s:
             return await s.run_sync(lambda s: search_in(s, filters))
 
+    async def ticket_of_task(self, contact_id: str) -> str | None:
+        """The ticket a `task` contact routes (None for any other contact)."""
+        async with self._db.session(readonly=True) as s:
+            c = await s.get(Contact, contact_id)
+        if c is None or c.channel != "task":
+            return None
+        ticket = (c.attributes or {}).get("ticket_id")
+        return ticket if isinstance(ticket, str) else None
+
     async def running_clocks(self, now: datetime, limit: int = 1000,
                              after: int = 0) -> list[TicketView]:
         """Unresolved tickets whose SLA state may worsen at `now` (rows.sla_may_worsen),

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import jsonschema
 from sqlalchemy import select
 
 from ctl.store.db import Database
 from ctl.store.models import ContactEvent
+from ctl.tickets.model import TicketView
 from tests.integration.agent_api import Panel
 from tests.integration.tickets_app import App, tickets_app
 from tests.integration.tickets_db import ticket_db
@@ -20,6 +24,20 @@ async def states(db: Database, contact_id: str) -> list[tuple[str | None, str | 
         rows = await s.scalars(select(ContactEvent).where(ContactEvent.contact_id == contact_id)
                                .where(ContactEvent.kind == "state").order_by(ContactEvent.id))
         return [(e.to_state, e.reason) for e in rows]
+
+
+def watch(app: App, **match: Any) -> asyncio.Future[TicketView]:
+    """Resolves with the ticket once a change leaves it matching `match` (the routing
+    listener changes tickets in a task of its own, after the event)."""
+    done: asyncio.Future[TicketView] = asyncio.get_running_loop().create_future()
+
+    async def hook(t: TicketView, what: str) -> None:
+        if not done.done() and all(getattr(t, k) == v for k, v in match.items()):
+            done.set_result(t)
+            app.services.tickets.hooks.remove(hook)
+
+    app.services.tickets.hooks.append(hook)
+    return done
 
 
 async def test_requests_need_a_login(tickets_app: App) -> None:
@@ -101,8 +119,10 @@ async def test_a_ticket_is_routed_and_transferred_across_departments(
     assert (await states(ticket_db, first))[-1] == ("closed", "transferred")
     offer = (await alice.next("offer", offer__contact_id=second))["offer"]
     assert (offer["channel"], offer["queue"]) == ("task", "tech")
+    taken = watch(tickets_app, assignee_id=alice.agent_id, status="open")
     await alice.call("POST", f"/api/v1/offers/{offer['id']}/accept")
     await alice.next("Assigned", contact_id=second)
+    await asyncio.wait_for(taken, 10)  # an agent took it: assigned, being worked on
     # Technical support finds a billing problem: bob's department takes it over.
     await bob.state("available")
     moved = await alice.call("POST", path + "/transfer", {"department": "billing"})
@@ -110,8 +130,9 @@ async def test_a_ticket_is_routed_and_transferred_across_departments(
     await alice.next("Released", contact_id=second)  # alice is free again
     offer = (await bob.next("offer", offer__contact_id=third))["offer"]
     assert offer["queue"] == "billing"
+    bobs = watch(tickets_app, assignee_id=bob.agent_id)
     await bob.call("POST", f"/api/v1/offers/{offer['id']}/accept")
-    await bob.call("POST", path + "/status", {"status": "open"})
+    assert (await asyncio.wait_for(bobs, 10)).status == "open"
     done = await bob.call("POST", path + "/status", {"status": "resolved"})
     assert (await states(ticket_db, third))[-1] == ("closed", "ticket_resolved")
     departments = [(e["data"].get("from"), e["data"]["to"]) for e in
