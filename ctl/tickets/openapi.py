@@ -70,7 +70,7 @@ _FILTERS = [
 ]
 
 
-def document() -> dict[str, Any]:
+def _paths() -> dict[str, Any]:
     editable = {name: ({"enum": list(PRIORITIES)} if name == "priority" else
                        {"type": "boolean"} if name == "notify" else _S) for name in EDITABLE}
     create = {**editable, "customer": {"type": "object", "properties": {
@@ -81,31 +81,35 @@ def document() -> dict[str, Any]:
     search["parameters"] = [{"name": n, "in": "query", "required": False, "schema": _S,
                              "description": d} for n, d in _FILTERS]
     return {
+        "/api/v1/tickets": {"post": _op("create a ticket", _body(create, ("subject",)),
+                                        "201"), "get": search},
+        _T: {"get": _op("one ticket, by id or number"),
+             "patch": _op("change fields (409 if `version` is stale)", _body(editable))},
+        _T + "/status": {"post": _op("move to a status", _body(
+            {"status": {"enum": [s.value for s in TicketStatus]}, "reason": _S},
+            ("status",)))},
+        _T + "/notes": {"post": _op("an internal note", _body(_TEXT, ("body",)), "201")},
+        _T + "/replies": {"post": _op("a reply sent to the customer",
+                                      _body(_TEXT, ("body",)), "201")},
+        _T + "/customer-replies": {"post": _op("what the customer wrote back", _body(
+            {**_TEXT, "contact_id": _S}, ("body",)), "201")},
+        _T + "/tags": {"post": _op("add and remove tags", _body(
+            {"add": {"type": "array"}, "remove": {"type": "array"}}))},
+        _T + "/fields": {"patch": _op("set custom fields (null removes)",
+                                      _body({}))},
+        _T + "/contacts": {"post": _op("link a contact", _body({"contact_id": _S},
+                                                              ("contact_id",)))},
+        _T + "/transfer": {"post": _op("hand to another department", _body(
+            {"department": _S, "reason": _S}, ("department",)))},
+        _T + "/history": {"get": _op("the audit history", result="History")},
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
         "openapi": "3.1.0",
         "info": {"title": "ctl tickets API", "version": "1"},
-        "paths": {
-            "/api/v1/tickets": {"post": _op("create a ticket", _body(create, ("subject",)),
-                                            "201"), "get": search},
-            _T: {"get": _op("one ticket, by id or number"),
-                 "patch": _op("change fields (409 if `version` is stale)", _body(editable))},
-            _T + "/status": {"post": _op("move to a status", _body(
-                {"status": {"enum": [s.value for s in TicketStatus]}, "reason": _S},
-                ("status",)))},
-            _T + "/notes": {"post": _op("an internal note", _body(_TEXT, ("body",)), "201")},
-            _T + "/replies": {"post": _op("a reply sent to the customer",
-                                          _body(_TEXT, ("body",)), "201")},
-            _T + "/customer-replies": {"post": _op("what the customer wrote back", _body(
-                {**_TEXT, "contact_id": _S}, ("body",)), "201")},
-            _T + "/tags": {"post": _op("add and remove tags", _body(
-                {"add": {"type": "array"}, "remove": {"type": "array"}}))},
-            _T + "/fields": {"patch": _op("set custom fields (null removes)",
-                                          _body({}))},
-            _T + "/contacts": {"post": _op("link a contact", _body({"contact_id": _S},
-                                                                  ("contact_id",)))},
-            _T + "/transfer": {"post": _op("hand to another department", _body(
-                {"department": _S, "reason": _S}, ("department",)))},
-            _T + "/history": {"get": _op("the audit history", result="History")},
-        },
+        "paths": _paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {

@@ -7,14 +7,34 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, insert, or_, select
 from sqlalchemy.orm import Session
 
 from ctl.errors import NotFound
-from ctl.store.models import Ticket, TicketContact, TicketEvent
+from ctl.store.models import Base, Ticket, TicketContact, TicketEvent
 from ctl.tickets import model
 from ctl.tickets import states as st
 from ctl.tickets.sla import Policy
+
+_TICKETS = Base.metadata.tables["tickets"]
+_EVENTS = Base.metadata.tables["ticket_events"]
+_LINKS = Base.metadata.tables["ticket_contacts"]
+
+
+def insert_new(s: Session, row: dict[str, Any], actor: str | None,
+               created: dict[str, Any]) -> model.TicketView:
+    """A new ticket's row, its `created` event and its first contact (created's
+    contact_id), as plain INSERTs: the ORM's unit of work doubles a creation's CPU."""
+    now, contact_id = row["created_at"], created.get("contact_id")
+    s.execute(insert(_TICKETS), row)
+    data = {"subject": row["subject"], "priority": row["priority"], **created}
+    s.execute(insert(_EVENTS), {
+        "ticket_id": row["id"], "at": now, "kind": "created", "actor": actor,
+        "public": False, "data": {k: v for k, v in data.items() if v is not None}})
+    if contact_id is not None:
+        s.execute(insert(_LINKS), {"ticket_id": row["id"], "contact_id": contact_id,
+                                   "linked_at": now})
+    return model.view(Ticket(**row), [contact_id] if contact_id else [])
 
 
 def load(s: Session, ref: str, *, lock: bool = False) -> Ticket:
