@@ -150,3 +150,20 @@ def test_settings_voices_and_cache_dir(tmp_path: Path) -> None:
 ])
 def test_normalisation(text: str, language: str, spoken: str) -> None:
     assert normalize(text, language) == spoken
+
+
+def test_prompts_are_named_as_asterisk_sees_them(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctl.asterisk import provision
+    from ctl.asterisk.config import CHROOT_BASE
+
+    s = load_settings(data_dir=tmp_path)
+    root = provision.Installation("asterisk", tmp_path / "root", None, None)
+    monkeypatch.setattr(provision, "locate", lambda cfg: root)
+    # Asterisk in its own root sees the instance directory mounted at CHROOT_BASE.
+    assert build.tts(s).media_dir == f"{CHROOT_BASE}/sounds/tts"
+    elsewhere = load_settings(data_dir=tmp_path, speech={"cache_dir": str(tmp_path / "x")})
+    assert build.tts(elsewhere).media_dir == str((tmp_path / "x").resolve())
+    host = provision.Installation("/usr/sbin/asterisk", None, None, None)
+    monkeypatch.setattr(provision, "locate", lambda cfg: host)
+    assert build.tts(s).media_dir == str(build.cache_dir(s))
