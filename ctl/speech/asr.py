@@ -177,8 +177,8 @@ class Recognizer:
 
     @contextlib.asynccontextmanager
     async def _tap(self, channel_id: str) -> AsyncIterator[asyncio.Queue[bytes]]:
-        """The caller's voice (not the prompt) as 16 kHz PCM chunks, while inside."""
-        await self._ready()
+        """The caller's voice (not the prompt) as 16 kHz PCM chunks, while inside. If the
+        tap cannot be set up, a queue that stays empty: the caller can still press keys."""
         rx = await RtpReceiver.open()
         tag = uuid.uuid4().hex[:12]
         snoop, media, bridge = f"snoop-{tag}", f"media-{tag}", f"speech-{tag}"
@@ -186,14 +186,20 @@ class Recognizer:
         # NOTE: a channel joins a bridge only once in Stasis, which its StasisStart tells.
         arrived = [self._arrivals.setdefault(c, loop.create_future()) for c in (snoop, media)]
         try:
-            await self.ari.request("POST", f"/channels/{channel_id}/snoop", spy="in",
-                                   app=self.ari.app, snoopId=snoop)
-            await self.ari.request("POST", "/channels/externalMedia", app=self.ari.app,
-                                   channelId=media, external_host=f"127.0.0.1:{rx.port}",
-                                   format="slin16")
-            await self.ari.create_bridge(bridge)
-            await asyncio.wait_for(asyncio.gather(*arrived), 5)
-            await self.ari.add_to_bridge(bridge, snoop, media)
+            try:
+                await self._ready()
+                await self.ari.request("POST", f"/channels/{channel_id}/snoop", spy="in",
+                                       app=self.ari.app, snoopId=snoop)
+                await self.ari.request("POST", "/channels/externalMedia", app=self.ari.app,
+                                       channelId=media, external_host=f"127.0.0.1:{rx.port}",
+                                       format="slin16")
+                await self.ari.create_bridge(bridge)
+                await asyncio.wait_for(asyncio.gather(*arrived), 5)
+                await self.ari.add_to_bridge(bridge, snoop, media)
+            except (TelephonyError, NotFound, TimeoutError) as e:
+                log.warning("no speech tap on %s (keys only): %s", channel_id, e)
+                yield asyncio.Queue()
+                return
             yield rx.queue
         finally:
             rx.close()
@@ -209,7 +215,7 @@ class Recognizer:
         if not self._started:
             self._started = True
             self._stream.start()
-        await asyncio.wait_for(self._stream.connected.wait(), 10)
+        await asyncio.wait_for(self._stream.connected.wait(), 3)
 
     async def close(self) -> None:
         await self._stream.stop()
