@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 
@@ -24,14 +25,13 @@ from ctl.errors import CtlError, TelephonyError
 from ctl.routing.model import Event, Offered, OfferEnded
 from ctl.settings import Settings
 from ctl.store.db import Database
-from ctl.store.models import Contact
-from ctl.telephony.calls import CallManager
+from ctl.store.models import Contact, ContactEvent
+from ctl.telephony.calls import CUSTOMER_LEG, CallManager
 from ctl.telephony.events import channel_of
 from ctl.telephony.queueing import OFFER_ENDED, VoiceQueues
 from ctl.telephony.session import CallInfo, CallSession, Hangup
 
 log = logging.getLogger(__name__)
-CUSTOMER_LEG = "callback-leg"
 
 
 class Callbacks:
@@ -49,15 +49,40 @@ class Callbacks:
         self.routing.listeners.append(self.on_routing)
 
     async def restore(self) -> None:
-        """Callbacks still waiting after a restart (their contacts are queued)."""
+        """Callbacks still waiting after a restart (their contacts are queued), and those a
+        crash interrupted: an agent reserved, the customer perhaps being dialled. Those go
+        back to their place in the queue, not to the agent: nobody is on the line."""
+        interrupted = []
         async with self._db.session(readonly=True) as s:
-            rows = await s.scalars(select(Contact).where(Contact.channel == "voice",
-                                                         Contact.state == "queued"))
+            rows = await s.scalars(select(Contact).where(
+                Contact.channel == "voice", Contact.state.in_(("queued", "assigned"))))
             for row in rows:
                 callback = row.attributes.get("callback")
-                if callback:
-                    self.pending[row.id] = str(callback["number"])
-                    self.voice.called_back.add(row.id)
+                if not callback:
+                    continue
+                if row.state == "assigned":
+                    last = await s.scalar(
+                        select(ContactEvent.data).where(ContactEvent.contact_id == row.id,
+                                                        ContactEvent.kind == "callback")
+                        .order_by(ContactEvent.id.desc()).limit(1))
+                    if (last or {}).get("action") == "answered":
+                        continue  # the conversation happened: it ends as any call does
+                    interrupted.append((row.id, row.agent_id, callback))
+                self.pending[row.id] = str(callback["number"])
+                self.voice.called_back.add(row.id)
+        for contact, agent, callback in interrupted:
+            await self._requeue_interrupted(contact, agent, callback)
+
+    async def _requeue_interrupted(self, contact: str, agent: str | None,
+                                   callback: dict[str, Any]) -> None:
+        for leg in callback.get("legs") or ():  # the agent's phone, the customer's line
+            with contextlib.suppress(TelephonyError):
+                await self.ari.hangup(leg)
+        async with self._db.session() as s, s.begin():
+            s.add(event_row(contact, "callback", {"action": "interrupted",
+                                                  "attempt": callback.get("attempts", 0)}))
+        if agent is not None and contact in self.routing.engine.contacts:
+            await self.routing.transfer(agent, contact)  # its queue, keeping its age
 
     async def opt_in(self, call: CallSession) -> None:
         """The caller pressed 1 while waiting: keep their place, let them go."""
@@ -126,13 +151,14 @@ class Callbacks:
     async def _call_customer(self, session: CallSession, offer: Offered, agent_leg: str
                              ) -> None:
         contact, number = offer.contact_id, self.pending[offer.contact_id]
-        attempt = await self._count_attempt(contact)
+        attempt = await self._count_attempt(contact, [agent_leg, session.id])
         with contextlib.suppress(TelephonyError):
             await self.ari.ring(agent_leg)  # the agent hears ringing while we dial
         try:
             await self.ari.originate(self.dial.format(number=number),
                                      app_args=f"{CUSTOMER_LEG},{contact}",
                                      channel_id=session.id,
+                                     variables={"CTL_FLOW": CUSTOMER_LEG},
                                      timeout=round(self.settings.callback_ring))
             while True:
                 event = await session.next_event()
@@ -157,14 +183,16 @@ class Callbacks:
         self.pending.pop(contact_id, None)
         self.voice.called_back.discard(contact_id)
 
-    async def _count_attempt(self, contact_id: str) -> int:
-        """Persisted before dialling: a crash never makes the same attempt twice."""
+    async def _count_attempt(self, contact_id: str, legs: list[str]) -> int:
+        """Persisted before dialling: a crash never makes the same attempt twice, and the
+        next controller knows which channels to hang up (`legs`)."""
         async with self._db.session() as s, s.begin():
             row = await s.get(Contact, contact_id)
             assert row is not None
             callback = dict(row.attributes.get("callback") or {})
             callback["attempts"] = int(callback.get("attempts", 0)) + 1
             callback["last_attempt"] = time.time()
+            callback["legs"] = legs
             row.attributes = {**row.attributes, "callback": callback}
             s.add(event_row(contact_id, "callback", {"action": "dialling",
                                                      "attempt": callback["attempts"]}))

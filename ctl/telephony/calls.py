@@ -30,6 +30,10 @@ Flow = Callable[[CallSession], Awaitable[None]]
 # (routing does, for a call that waited in a queue or reached an agent).
 OnClose = Callable[[str, str], Awaitable[bool]]
 LEG = "agent-leg"  # first Stasis argument of a phone the controller rang for a call
+CUSTOMER_LEG = "callback-leg"  # ... of a customer it calls back
+# Channels the controller placed for a call carry one of these in CTL_FLOW (and as their
+# first Stasis argument): never a call of their own, to adopt after a restart.
+LEGS = (LEG, CUSTOMER_LEG)
 
 
 class CallManager:
@@ -58,7 +62,7 @@ class CallManager:
             session.queue.put_nowait(event)
         elif event["type"] == "StasisStart" and event.get("application") == self.ari.app:
             args = [*event.get("args", []), "", ""]
-            if args[0] in (LEG, "callback-leg"):  # answered after its call was gone
+            if args[0] in LEGS:  # answered after its call was gone
                 task = asyncio.create_task(self._drop(channel_id))
                 self._tasks[channel_id] = task
                 return
@@ -176,14 +180,17 @@ class CallManager:
         """After every (re)connect: adopt calls in Stasis we do not know, end the rest."""
         app = await self.ari.application()
         in_app = set(app.get("channel_ids", []))
-        for channel_id in in_app - set(self.sessions):
+        for channel_id in in_app - set(self.sessions) - set(self.legs):
             try:
                 channel = await self.ari.channel(channel_id)
                 flow = await self.ari.get_var(channel_id, "CTL_FLOW")
                 did = await self.ari.get_var(channel_id, "CTL_DID")
             except NoSuchChannel:
                 continue
-            if channel_id not in self.sessions:
+            if flow in LEGS:  # placed by a controller that is gone: its call is over
+                with contextlib.suppress(TelephonyError):
+                    await self.ari.hangup(channel_id)
+            elif channel_id not in self.sessions and channel_id not in self.legs:
                 log.info("adopting call", extra={"ctx": {"channel": channel_id}})
                 self._start(_info(channel, flow, did, adopted=True))
         for channel_id, session in list(self.sessions.items()):

@@ -229,7 +229,8 @@ class VoiceQueues:
             endpoint = await self._endpoint(offer.agent_id)
             await self.ari.originate(
                 f"PJSIP/{endpoint}", app_args=f"{LEG},{call.info.contact_id},{offer.offer_id}",
-                channel_id=leg, caller_id=_caller_id(call), timeout=max(ring_for, 5))
+                channel_id=leg, caller_id=_caller_id(call), timeout=max(ring_for, 5),
+                variables={"CTL_FLOW": LEG})
         except CtlError as e:
             # Not registered, unknown...: the phone cannot ring, which is a decline.
             log.info("cannot ring agent %s: %s", offer.agent_id, e)

@@ -6,11 +6,13 @@ their own, with ctl reaching ARI through a proxy the test can cut.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -20,9 +22,11 @@ from ctl.errors import NotFound
 from ctl.settings import load_settings
 from ctl.store.db import Database
 from ctl.store.models import Contact
+from tests.integration import sip
 from tests.integration.harness import Caller, CtlProcess, caller_app, eventually, free_port
 from tests.integration.proxy import CuttableProxy
 from tests.integration.test_calls import assert_nothing_left, events_of, final_contact
+from tests.integration.test_voice_queue import contact_of, has_event, new_agent, ring
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -40,6 +44,12 @@ async def fault_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[d
         "CTL_ASTERISK__RTP_END": "45099",
         "CTL_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/ctl-{uuid.uuid4().hex}.db",
         "CTL_HTTP_PORT": str(free_port()),
+        # Callbacks ring agents' extensions: a test's SIP phone plays the customer. Queue
+        # "callbacks" (1101) is the callback test's own.
+        "CTL_ROUTING": json.dumps({"queues": [{"name": "general"}, {"name": "callbacks"}],
+                                   "sticky_wait": 0,
+                                   "callback_dial": "Local/{number}@agents",
+                                   "callback_ring": 30, "callback_retry_after": 1}),
     }
 
 
@@ -91,6 +101,7 @@ def _as_settings(env: dict[str, str]) -> dict[str, object]:
         "data_dir": env["CTL_DATA_DIR"],
         "asterisk": {k.removeprefix("CTL_ASTERISK__").lower(): int(v)
                      for k, v in env.items() if k.startswith("CTL_ASTERISK__")},
+        "routing": json.loads(env["CTL_ROUTING"]),  # its queues' numbers in the dialplan
     }
 
 
@@ -254,3 +265,47 @@ def _ami_up(ctl: CtlProcess):  # type: ignore[no-untyped-def]
 async def _ari_down(ctl: CtlProcess) -> bool:
     body = await ctl.health(need_ari=False)
     return body is not None and not body["checks"]["ari"]["ok"]
+
+
+async def test_controller_killed_while_a_callback_is_dialled_requeues_it_in_its_place(
+        f_ctl: CtlProcess, f_asterisk: AsteriskProcess, f_caller: Caller, f_db: Database,
+        fault_env: dict[str, str]) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CTL_")}, **fault_env}
+    async with aiohttp.ClientSession() as http:
+        agent = await new_agent(env, f_asterisk, f_ctl, http)
+        customer = await new_agent(env, f_asterisk, f_ctl, http)  # only its phone is used
+        await sip.ctl_command(env, "agents", "set", agent.username, "--queue", "callbacks")
+        # The agent answers both attempts; the customer misses the first, takes the second.
+        agent_phone = await ring(agent, "agent_phone_hung_up.xml", "-m", "2")
+        customer_phone = await ring(customer, "customer_misses_then_answers.xml", "-m", "2")
+        ours, theirs = await f_caller.call("1101", caller_id=customer.extension)
+        queued = await contact_of(f_db, theirs, states=("queued",))
+        await f_caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="1")
+        await f_caller.wait(ours, "ChannelDestroyed", timeout=15)  # left to be called back
+        assert agent.panel is not None
+        await agent.panel.state("available")
+        await eventually(lambda: has_event(f_db, queued.id, "callback", "dialling"), 20,
+                         "the customer to be dialled")
+        f_ctl.kill()  # the agent reserved, the customer's phone ringing
+        await f_ctl.start()
+        await eventually(lambda: has_event(f_db, queued.id, "callback", "answered"), 30,
+                         "the second attempt to be answered")
+        async with f_db.session(readonly=True) as s:
+            row = await s.get(Contact, queued.id)
+            assert row is not None
+        await f_caller.ari.hangup(row.attributes["callback"]["legs"][1])  # the customer
+        (await sip.finish(customer_phone, 30)).check()  # missed (cancelled), then talked
+        (await sip.finish(agent_phone, 30)).check()  # hung up by the new controller, then talked
+        contact = await contact_of(f_db, theirs)
+        assert (contact.state, contact.close_reason) == ("closed", "completed")
+        assert contact.enqueued_at == queued.enqueued_at  # the place it kept
+        events = await events_of(f_db, contact.id)
+        callbacks = [(e.data["action"], e.data.get("attempt")) for e in events
+                     if e.kind == "callback"]
+        assert callbacks == [("requested", None), ("dialling", 1), ("interrupted", 1),
+                             ("dialling", 2), ("answered", 2)], callbacks
+        states = [(e.to_state, e.reason) for e in events if e.kind == "state"]
+        assert [to for to, _ in states] == ["new", "ivr", "queued", "offered", "assigned",
+                                            "queued", "offered", "assigned", "closed"], states
+        assert states[5][1] == "transferred"  # back in the queue with its age, not completed
+        await agent.panel.state("offline")

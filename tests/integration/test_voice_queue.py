@@ -33,8 +33,9 @@ QUEUE_NUMBER = "1100"
 class Phone:
     """An agent with a registered SIP phone (sipp) and a logged-in panel."""
 
-    def __init__(self, username: str, password: str, port: int) -> None:
+    def __init__(self, username: str, password: str, port: int, extension: str = "") -> None:
         self.username, self.password, self.port = username, password, port
+        self.extension = extension
         self.panel: Panel | None = None
 
     @property
@@ -54,7 +55,7 @@ async def new_agent(env: dict[str, str], asterisk: AsteriskProcess, ctl: CtlProc
     extension = str(4000000 + uuid.uuid4().int % 1000000)
     password = await sip.add_agent(env, username, "Vera Voice", extension)
     await sip.ctl_command(env, "agents", "set", username, "--queue", "general")
-    phone = Phone(username, password, free_port(socket.SOCK_DGRAM))
+    phone = Phone(username, password, free_port(socket.SOCK_DGRAM), extension)
     (await sip.run("uac_register.xml", "-key", "caller", phone.endpoint, "-au", phone.endpoint,
                    "-ap", password, f"127.0.0.1:{asterisk.cfg.sip_port}", "-i", "127.0.0.1",
                    "-p", str(phone.port))).check()
