@@ -146,8 +146,10 @@ class Core:
         if live is None or live.queue != queue or live.state != "queued":
             return  # an offered contact is checked again if it comes back
         max_wait = self.queues[live.queue].config.max_wait
-        if max_wait is None or live.queued_at + max_wait > when:
+        if max_wait is None or live.queued_at + max_wait > when or live.callback:
             return  # a timer of an earlier stay in this queue
+        if self._to_callback(live, "max_wait"):
+            return  # stays where it is
         self._unqueue(live)
         self.queues[live.queue].waiting -= 1
         self._overflow(live, "max_wait", when, hops=0)
@@ -267,17 +269,29 @@ class Core:
         # restart); an overflowed one starts again in its new queue.
         live.queue, live.queued_at = queue_name, now if hops else min(now, live.req.enqueued_at)
         cfg = queue.config
-        if cfg.max_length is not None and queue.waiting >= cfg.max_length:
+        if cfg.max_length is not None and queue.waiting >= cfg.max_length \
+                and not live.callback and not self._to_callback(live, "max_length"):
             self._overflow(live, "max_length", now, hops)
             return
         self.contacts[live.req.id] = live
         queue.waiting += 1
         self._queue(live)
-        if cfg.max_wait is not None:
+        if cfg.max_wait is not None and not live.callback:
             self._timer(live.queued_at + cfg.max_wait, "maxwait", live.req.id, queue_name)
         for delay in queue.delays:
             self._timer(live.queued_at + delay, "delay", live.req.id, queue_name)
         self._place(live, now)
+
+    def _to_callback(self, live: Live, reason: str) -> bool:
+        """A queue that overflows to callbacks keeps the contact, in its place: its caller
+        leaves the line to be called back when their turn comes. A callback holds no line,
+        so it neither overflows again nor counts against max_length."""
+        overflow = self.queues[live.queue].config.overflow
+        if overflow is None or overflow.kind is not OverflowKind.CALLBACK:
+            return False
+        live.callback = True
+        self._out.append(Overflowed(live.req.id, live.queue, overflow, reason))
+        return True
 
     def _overflow(self, live: Live, reason: str, now: float, hops: int) -> None:
         overflow = self.queues[live.queue].config.overflow
@@ -325,7 +339,9 @@ class Core:
             live.excluded = live.excluded | {agent.config.id}  # declined, timed out, unreachable...
         if requeue and not live.offers and live.state == "offered":
             max_wait = self.queues[live.queue].config.max_wait
-            if max_wait is not None and live.queued_at + max_wait <= now:
+            ran_out = max_wait is not None and live.queued_at + max_wait <= now \
+                and not live.callback
+            if ran_out and not self._to_callback(live, "max_wait"):
                 self.queues[live.queue].waiting -= 1
                 self._overflow(live, "max_wait", now, hops=0)
             else:

@@ -178,6 +178,7 @@ class Engine(Core):
         # Steps count from now, not from the first enqueue.
         moved = Live(replace(live.req, queue=queue,
                              steps=later(steps, now - live.req.enqueued_at)))
+        moved.callback = live.callback
         del self.contacts[contact_id]
         self._admit(moved, queue, now, hops=1)
         if contact_id in self.contacts:

@@ -31,8 +31,8 @@ _NONE: frozenset[str] = frozenset()
 class Live:
     """A contact the engine holds, from enqueue until it no longer occupies an agent."""
 
-    __slots__ = ("agent", "bucket", "entry", "excluded", "offers", "order", "queue",
-                 "queued_at", "req", "state", "step")
+    __slots__ = ("agent", "bucket", "callback", "entry", "excluded", "offers", "order",
+                 "queue", "queued_at", "req", "state", "step")
 
     def __init__(self, req: ContactRequest) -> None:
         self.req = req
@@ -48,6 +48,9 @@ class Live:
         self.offers: frozenset[str] = _NONE  # its pending offers
         self.excluded: frozenset[str] = _NONE  # agents who declined or missed it
         self.agent: str | None = None
+        # Overflowed to a callback: waits on in its place without a caller on the line,
+        # and never overflows again.
+        self.callback = False
 
     def drop_offer(self, offer_id: str) -> None:
         rest = self.offers - {offer_id}

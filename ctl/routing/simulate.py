@@ -66,6 +66,7 @@ class _Contact:
     entered: float  # when it entered that queue
     answered: float | None = None
     done: bool = False
+    called_back: bool = False  # its queue overflowed to a callback: no caller to give up
 
 
 @dataclass(slots=True)
@@ -287,7 +288,7 @@ class Simulation:
 
     def _give_up(self, cid: str) -> None:
         c = self.contacts.get(cid)
-        if c is None or c.done or c.answered is not None:
+        if c is None or c.done or c.answered is not None or c.called_back:
             return
         if cid not in self.engine.contacts:
             self._problem(f"contact {cid} waits in {c.queue} by the simulation's account but "
@@ -354,6 +355,9 @@ class Simulation:
                 if c.counted:
                     self.tallies[c.queue].offered += 1
                 self._moved.append(c)
+            elif ov is not None and ov.kind is OverflowKind.CALLBACK:
+                # Not a departure: it waits on in its place, then counts as handled.
+                c.called_back = True
             else:
                 dest = ov.kind.value if ov is not None else "refused"
                 self._leave(c, "overflowed", f"{event.reason}->{dest}")

@@ -214,13 +214,16 @@ def _overflowed(s: AsyncSession, contact: Contact, e: Overflowed,
     data = {"queue": e.queue, "reason": e.reason,
             "to": None if e.overflow is None else {"kind": e.overflow.kind.value,
                                                    "target": e.overflow.target}}
+    if e.overflow is not None and e.overflow.kind is OverflowKind.CALLBACK:
+        s.add(_log(contact.id, "overflow", data))  # it waits on (Requeued follows an offer)
+        return
     if contact.state == ContactState.OFFERED:  # its last offer ended as its wait ran out
         move_in(s, contact, ContactState.QUEUED, "offer_ended", None)
     if e.overflow is not None and e.overflow.kind is OverflowKind.QUEUE:
         contact.queue_id = queue_ids[e.overflow.target]
         s.add(_log(contact.id, "overflow", data))
         return
-    # voicemail, callback and ticket are taken over by their services from this state.
+    # voicemail and ticket are taken over by their services from this state.
     move_in(s, contact, ContactState.OVERFLOWED, e.reason, data)
 
 

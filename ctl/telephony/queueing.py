@@ -151,12 +151,14 @@ class VoiceQueues:
                 continue
             if event["type"] == "ChannelDtmfReceived" and event.get("digit") == "1" \
                     and channel_of(event) == call.id and self._callbacks_allowed(call):
-                assert self.on_callback is not None
-                await self.on_callback(call)
-                self.called_back.add(call.info.contact_id or "")
-                return "callback"
+                return await self._call_back(call)
             if event["type"] == OVERFLOWED and (
                     (where := event["event"].overflow) is None or where.kind != "queue"):
+                if where is not None and where.kind == "callback":
+                    if self.on_callback is not None and call.info.caller_number:
+                        return await self._call_back(call)  # it keeps its place
+                    await self.routing.end(call.info.contact_id or "", ContactState.OVERFLOWED,
+                                           "no_number_to_call_back")
                 with contextlib.suppress(TelephonyError):
                     await self.ari.stop_moh(call.id)
                 await call.play(OVERFLOW_PROMPT)
@@ -164,6 +166,14 @@ class VoiceQueues:
             answered = await self._on_event(call, event, rang)
             if answered is not None:
                 return answered
+
+    async def _call_back(self, call: CallSession) -> str:
+        """The caller leaves the line and keeps their place (pressed 1, or the queue
+        overflows to callbacks): they hear so, then the line closes."""
+        assert self.on_callback is not None
+        await self.on_callback(call)
+        self.called_back.add(call.info.contact_id or "")
+        return "callback"
 
     def _callbacks_allowed(self, call: CallSession) -> bool:
         contact = call.info.contact_id or ""

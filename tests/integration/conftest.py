@@ -45,10 +45,12 @@ def ast_env(data_dir: Path) -> dict[str, str]:
         # the voice queue tests see both within seconds.
         # Callbacks dial extensions of [public]: 1999 answers (and hangs up after its
         # prompt), 1998 does not exist.
-        # Queue "tiny" (1101) gives up after 2 s.
+        # Queue "tiny" (1101) gives up after 2 s; "later" (1102) then calls back instead.
         "CTL_ROUTING": json.dumps({"queues": [{"name": "general", "offer_timeout": 4},
                                               {"name": "tiny", "max_wait": 2,
-                                               "overflow": {"kind": "voicemail"}}],
+                                               "overflow": {"kind": "voicemail"}},
+                                              {"name": "later", "max_wait": 2,
+                                               "overflow": {"kind": "callback"}}],
                                    "announce_every": 2, "sticky_wait": 0,
                                    "callback_dial": "Local/{number}@public",
                                    "callback_retries": 1, "callback_retry_after": 1,

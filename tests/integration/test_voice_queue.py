@@ -337,3 +337,32 @@ async def test_queue_that_gives_up_tells_the_caller_and_records_where_it_went(
     assert last.data["to"] == {"kind": "voicemail", "target": ""}
     prompts = [e.data for e in await events_of(db, contact.id) if e.kind == "prompt"]
     assert prompts[-1]["media"] == ["sound:im-sorry", "sound:please-try-call-later"]
+
+
+async def test_queue_that_overflows_to_callbacks_lets_the_caller_go_then_calls_back(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, http: aiohttp.ClientSession) -> None:
+    ours, theirs = await caller.call("1102", caller_id="1999")  # "later": 2 s, then callback
+    await caller.wait(ours, "StasisEnd", timeout=20)  # told, then the line closes
+    queued = await contact_of(db, theirs, states=("queued",))  # waiting on, without a call
+    events = await events_of(db, queued.id)
+    assert [e.data for e in events if e.kind == "overflow"] == [
+        {"queue": "later", "reason": "max_wait", "to": {"kind": "callback", "target": ""}}]
+    assert [e.data["action"] for e in events if e.kind == "callback"] == ["requested"]
+    assert [e.data["media"] for e in events if e.kind == "prompt"][-1] == "sound:queue-thankyou"
+
+    env = agent_env(ast_env, backend)
+    agent = await new_agent(env, asterisk, ctl, http)
+    await sip.ctl_command(env, "agents", "set", agent.username, "--queue", "later")
+    phone = await ring(agent, "agent_phone_hung_up.xml")  # until the customer hangs up
+    assert agent.panel is not None
+    await agent.panel.state("available")
+    (await sip.finish(phone, 40)).check()
+    contact = await contact_of(db, theirs)
+    assert (contact.state, contact.close_reason) == ("closed", "completed")
+    assert contact.enqueued_at == queued.enqueued_at
+    events = await events_of(db, contact.id)
+    callbacks = [e.data["action"] for e in events if e.kind == "callback"]
+    assert callbacks == ["requested", "dialling", "answered"]
+    await agent.panel.state("offline")
+    await no_leftovers(caller, contact.id)

@@ -307,14 +307,48 @@ def test_max_wait_overflows_exactly_on_time() -> None:
 
 
 def test_max_wait_of_an_offered_contact_applies_when_the_offer_ends() -> None:
-    e = engine(QueueConfig("q", max_wait=30, overflow=Overflow(OverflowKind.CALLBACK)))
+    e = engine(QueueConfig("q", max_wait=30, overflow=Overflow(OverflowKind.TICKET)))
     agent(e, "a1", available=False)
     contact(e, "c1", 0)
     e.set_agent_state("a1", "available", 25)
     assert e.advance(30) == []  # on offer until 45
     events = e.advance(45)
-    assert events[-1] == Overflowed("c1", "q", Overflow(OverflowKind.CALLBACK), "max_wait")
+    assert events[-1] == Overflowed("c1", "q", Overflow(OverflowKind.TICKET), "max_wait")
     assert not any(isinstance(ev, Requeued) for ev in events) and not e.contacts
+
+
+CALLBACK = Overflow(OverflowKind.CALLBACK)
+
+
+def test_overflow_to_callback_keeps_the_contact_in_its_place_for_good() -> None:
+    e = engine(QueueConfig("q", max_wait=30, overflow=CALLBACK))
+    agent(e, "a1", available=False)
+    contact(e, "c1", 0)
+    contact(e, "c2", 10)
+    assert e.advance(30) == [Overflowed("c1", "q", CALLBACK, "max_wait")]
+    assert e.advance(40) == [Overflowed("c2", "q", CALLBACK, "max_wait")]
+    assert e.advance(1000) == [] and e.queues["q"].waiting == 2  # never overflows again
+    contact(e, "c3", 1000)
+    assert position(e, "c1") == 1 and position(e, "c3") == 3  # first come, first served
+    assert offered(e.set_agent_state("a1", "available", 1001)) == [("c1", "a1")]
+
+
+def test_a_callback_holds_no_line_so_max_length_lets_it_wait() -> None:
+    e = engine(QueueConfig("q", max_length=1, max_wait=30, overflow=CALLBACK))
+    contact(e, "c1", 0)
+    assert contact(e, "c2", 1) == [Overflowed("c2", "q", CALLBACK, "max_length")]
+    assert set(e.contacts) == {"c1", "c2"} and e.queues["q"].waiting == 2
+    assert e.advance(100) == [Overflowed("c1", "q", CALLBACK, "max_wait")]  # c2 is one
+
+
+def test_an_offer_that_ends_after_max_wait_turns_the_contact_into_a_callback() -> None:
+    e = engine(QueueConfig("q", max_wait=30, overflow=CALLBACK))
+    agent(e, "a1", available=False)
+    contact(e, "c1", 0)
+    e.set_agent_state("a1", "available", 25)
+    events = e.advance(45)  # the offer times out; the wait ran out meanwhile
+    assert Overflowed("c1", "q", CALLBACK, "max_wait") in events
+    assert Requeued("c1", "timeout") in events and e.contacts["c1"].state == "queued"
 
 
 def test_wrapup_holds_the_slot_until_timer_or_end_wrapup() -> None:

@@ -104,7 +104,8 @@ class Routing(RuleBasedStateMachine):
         for i, name in enumerate(QUEUES):
             cfg = data.draw(queue_configs)
             overflow = data.draw(st.sampled_from(
-                [None, Overflow(OverflowKind.TICKET), Overflow(OverflowKind.QUEUE, QUEUES[i - 1])]))
+                [None, Overflow(OverflowKind.TICKET), Overflow(OverflowKind.QUEUE, QUEUES[i - 1]),
+                 Overflow(OverflowKind.CALLBACK)]))
             self.engine.configure_queue(QueueConfig(**{**_fields(cfg), "name": name,
                                                        "overflow": overflow}))
         for i in range(n_agents):
