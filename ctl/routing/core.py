@@ -226,11 +226,11 @@ class Core:
                     continue
                 queue = self.queues[entry.queue]
                 for channel in channels:
-                    made = queue.made.get(channel)
-                    if not made:
+                    shelves = queue.shelves.get(channel)
+                    if not shelves:
                         continue
-                    for shelf in agent.shelves((entry.queue, channel),
-                                               queue.shelves[channel], made):
+                    for shelf in agent.shelves((entry.queue, channel), shelves,
+                                               queue.stamps[channel]):
                         if not shelf or (best is not None and (priority, shelf[0][0]) >= best):
                             continue  # its best is no better than what was found
                         for order, bucket in shelf:

@@ -16,7 +16,7 @@ from sortedcontainers import SortedList
 from ctl.routing.model import VOICE, AgentConfig, AgentStatus, Policy, QueueConfig, Requirement
 
 ListKey = tuple[str, ...]  # (queue, channel) or (queue, channel, skill)
-_SUBSETS_UP_TO = 8  # skills; an agent with more only checks new shelves one by one
+_SUBSETS_UP_TO = 8  # skills; an agent with more checks a queue's shelves one by one
 
 
 class AgentRt:
@@ -40,7 +40,7 @@ class AgentRt:
         self._derived_from: AgentConfig | None = None  # the config of what follows
         self._pairs: frozenset[tuple[str, int]] = frozenset()
         self._subsets: list[frozenset[str]] | None = None  # every set of its skills
-        self._walks: dict[tuple[str, str], list[Any]] = {}  # key -> [shelves seen, mine]
+        self._walks: dict[tuple[str, str], tuple[int, list[Any]]] = {}  # key -> stamp, mine
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
@@ -59,28 +59,26 @@ class AgentRt:
         return self._pairs
 
     def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Any],
-                made: list[tuple[frozenset[str], Any]]) -> list[Any]:
-        """The shelves (see queues.py) of a queue's channel (`key`; `made`: the same
-        shelves in the order they were made) that the agent may find something on: those
-        of a set of skills it has, empty ones included (the caller skips them).
-
-        Shelves are never removed, so the agent keeps its list and, when shelves were made
-        since, checks only the new ones, or looks up each set of its skills if that is
-        fewer (new requirements keep making shelves for a long time)."""
+                stamps: dict[str, int]) -> list[Any]:
+        """The shelves (see queues.py) of a queue's channel (`key`) that the agent may find
+        something on: those of a set of skills it has, empty ones included (the caller
+        skips them). Kept until a shelf naming one of its skills is made (`stamps`: the
+        queue's count of shelves per skill), as new requirements keep making shelves."""
         if self._derived_from is not self.config:
             self._derive()
+        stamp = stamps.get("", 0)
+        for skill in self.config.skills:
+            stamp += stamps.get(skill, 0)
         known = self._walks.get(key)
-        if known is not None and known[0] == len(made):
-            return known[1]  # type: ignore[no-any-return]
+        if known is not None and known[0] == stamp:
+            return known[1]
         subsets = self._subsets
-        seen = 0 if known is None else known[0]
-        if subsets is not None and len(made) - seen > len(subsets):
+        if subsets is not None and len(subsets) <= len(shelves):
             mine = [shelves[names] for names in subsets if names in shelves]
         else:
             has = self.config.skills.keys()
-            mine = [] if known is None else known[1]
-            mine.extend(shelf for names, shelf in made[seen:] if names <= has)
-        self._walks[key] = [len(made), mine]
+            mine = [shelf for names, shelf in shelves.items() if names <= has]
+        self._walks[key] = (stamp, mine)
         return mine
 
     def routable(self, channel: str) -> bool:
