@@ -15,6 +15,7 @@ from ctl.tickets import model
 from ctl.tickets import states as st
 
 SLA_STATES = ("none", "ok", "warning", "breached")
+ACTIVE = tuple(s.value for s in st.TicketStatus if s.value not in ("resolved", "closed"))
 _MAX_LIMIT = 500
 
 
@@ -40,6 +41,8 @@ class Filters:
             raise BadRequest(f"unknown filter {', '.join(sorted(unknown))}",
                              hint=f"filters: {', '.join(sorted(known))}")
         statuses = [x for x in (q.get("status") or "").split(",") if x]
+        if "active" in statuses:  # what an agent serving the customer wants to see
+            statuses = [x for x in statuses if x != "active"] + list(ACTIVE)
         return cls(status=statuses, department=q.get("department"),
                    sla_state=q.get("sla_state"),
                    customer_id=q.get("customer_id") or q.get("customer"),

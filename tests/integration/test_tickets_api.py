@@ -91,7 +91,14 @@ async def test_search_filters(tickets_app: App) -> None:
     await alice.call("POST", "/api/v1/tickets", {"subject": "Unrelated"}, expect=201)
     found = await alice.call("GET", f"/api/v1/tickets?customer={mine['customer_id']}")
     assert [t["number"] for t in found["tickets"]] == [mine["number"]]
-    found = await alice.call("GET", "/api/v1/tickets?q=order%20555&status=new,open")
+    found = await alice.call("GET", f"/api/v1/tickets?customer={mine['customer_id']}"
+                                    "&status=active")
+    assert [t["number"] for t in found["tickets"]] == [mine["number"]]
+    await alice.call("POST", f"/api/v1/tickets/{mine['id']}/status", {"status": "closed"})
+    found = await alice.call("GET", f"/api/v1/tickets?customer={mine['customer_id']}"
+                                    "&status=active")
+    assert found["tickets"] == []
+    found = await alice.call("GET", "/api/v1/tickets?q=order%20555&status=new,closed")
     assert [t["number"] for t in found["tickets"]] == [mine["number"]]
     found = await alice.call("GET", "/api/v1/tickets?sla_state=none&limit=500")
     assert mine["number"] in [t["number"] for t in found["tickets"]]
