@@ -163,6 +163,20 @@ def test_arrivals_without_steps_take_their_queues_steps(tmp_path: Path) -> None:
     assert r.overall.handled == r.overall.offered == 9 and r.overall.asa == 45.0
 
 
+def test_callers_overflowed_to_callbacks_no_longer_give_up(tmp_path: Path) -> None:
+    # Nobody staffs the first half hour; callers would hang up after a minute, but after
+    # 30 s the queue lets them go to be called back: all are served once the agent comes.
+    path = write(tmp_path, """
+        duration: 1h
+        queues: [{name: q, max_wait: 30s, overflow: {kind: callback}}]
+        agents: [{name: team, count: 1, shift: {start: 30m}}]
+        arrivals: [{queue: q, process: regular, rate_per_hour: 10,
+                    handle: {dist: fixed, mean: 60}, patience: {dist: fixed, mean: 60}}]
+        """)
+    o = simulate(load_scenario(path)).overall
+    assert o.offered == 9 and (o.handled, o.abandoned, o.overflowed) == (9, 0, {})
+
+
 def test_contacts_nobody_serves_are_followed_for_the_drain_only(tmp_path: Path) -> None:
     # No agents, and two queues that overflow into each other every 30 s: each contact
     # circulates for ever. The run stops `drain` after the last arrival.
@@ -422,7 +436,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "max_wait": draw(st.none() | st.sampled_from([20, 60])),
         # Only q0 overflows to a queue: two queues overflowing into each other can pass an
         # unserved contact back and forth for ever, which is correct but slow to follow.
-        "overflow": draw(st.none() | st.just({"kind": "ticket"})
+        "overflow": draw(st.none() | st.just({"kind": "ticket"}) | st.just({"kind": "callback"})
                          | (st.just({"kind": "queue", "target": "q1"}) if q == "q0"
                             else st.nothing())),
         "wrapup_seconds": draw(st.sampled_from([0, 15])),
