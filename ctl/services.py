@@ -87,7 +87,7 @@ class Services:
             self.db, self.customers, self.contacts, self.routing, self.outbound,
             AttachmentStore(settings.data_dir / "attachments", ch.max_attachment_bytes,
                             ch.attachment_types),
-            ch, self.core.publish, settings.node_id)
+            ch, self.core.publish, settings.node_id, region=settings.default_region)
         self.email = EmailAdapter(ch.email, self.channels)
         self.tickets, self.ticket_rules = tickets.build(self.db, settings, self.intake,
                                                         self.routing.end, self.outbound)

@@ -20,7 +20,7 @@ from adapters.chat.service import ChatService
 from adapters.chat.tokens import Visitor
 from ctl.errors import BadRequest, CtlError
 from ctl.routing.notifier import Notifier
-from ctl.store.models import Contact
+from ctl.store.models import Contact, utcnow
 
 log = logging.getLogger(__name__)
 _FIRST_FRAME = 30.0
@@ -126,7 +126,9 @@ class ChatSocket:
     async def _on_push(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "new":
-            await self._replay()
+            seq = msg.get("seq")
+            if not (isinstance(seq, int) and seq <= self.last):  # not shown yet
+                await self._replay()
         elif kind == "state":
             await self._state()
         elif kind == "typing":
@@ -134,10 +136,17 @@ class ChatSocket:
 
     async def _say(self, msg: dict[str, Any]) -> None:
         assert self.visitor is not None
-        got = await self.chat.say(self.visitor, msg.get("cid") or "", msg.get("text", ""))
+        text = msg.get("text", "")
+        got = await self.chat.say(self.visitor, msg.get("cid") or "", text)
         if self.contact is None or got.contact_id != self.contact.id:
             await self._follow(await self.chat.contact(self.visitor), 0)
-        await self._replay()  # the echo first: an ack means the visitor has it shown
+        elif got.seq == self.last + 1 and not got.duplicate:
+            # The next seq is this very message: echo it without reading it back.
+            await self._show(got.contact_id, got.seq, "visitor", text, utcnow().isoformat(), [])
+            self.last = got.seq  # later messages each wake the socket with their own push
+        else:
+            await self._replay()
+        # The ack after the echo: an ack means the visitor has the message shown.
         await self.send({"type": "ack", "cid": msg.get("cid"), "contact": got.contact_id,
                          "seq": got.seq})
 
@@ -159,11 +168,15 @@ class ChatSocket:
         if self.contact is None:
             return
         for m in await self.chat.channels.conversation(self.contact.id, self.last):
-            await self.send({"type": "message", "contact": m["contact_id"], "seq": m["seq"],
-                             "from": "visitor" if m["direction"] == "in" else "agent",
-                             "text": m["text"], "at": m["at"],
-                             "attachments": [a.get("name") for a in m["attachments"]]})
+            await self._show(m["contact_id"], m["seq"],
+                             "visitor" if m["direction"] == "in" else "agent", m["text"],
+                             m["at"], [a.get("name") for a in m["attachments"]])
             self.last = m["seq"]
+
+    async def _show(self, contact: str, seq: int, who: str, text: str, at: str,
+                    attachments: list[Any]) -> None:
+        await self.send({"type": "message", "contact": contact, "seq": seq, "from": who,
+                         "text": text, "at": at, "attachments": attachments})
 
     async def _state(self) -> None:
         contact = await self._fresh()

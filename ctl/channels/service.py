@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -24,20 +25,22 @@ from ctl.channels.outbound import Outbound
 from ctl.channels.settings import ChannelSettings
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import ContactState
+from ctl.customers.identity import normalize
 from ctl.customers.service import CustomerService
 from ctl.errors import CtlError, Forbidden, InvalidTransition
 from ctl.routing.client import Routing
 from ctl.store.db import Database
-from ctl.store.models import CHANNELS, Contact
+from ctl.store.models import CHANNELS, IDENTITY_KINDS, Contact
 
 Publish = Callable[[str, dict[str, Any]], None]
+_ATTEMPTS = 3
 
 
 class ChannelService:
     def __init__(self, db: Database, customers: CustomerService, contacts: ContactService,
                  routing: Routing, outbound: Outbound, attachments: AttachmentStore,
                  settings: ChannelSettings, publish: Publish, node: str | None = None,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None, region: str = "US") -> None:
         self._db = db
         self._customers = customers
         self._contacts = contacts
@@ -47,6 +50,7 @@ class ChannelService:
         self.settings = settings
         self._publish = publish
         self._node = node
+        self._region = region  # reads national phone numbers, as calls do
         self._limiter = limiter or Limiter(settings.rate_per_minute, settings.rate_burst)
         # One conversation's messages are taken one at a time: two first messages of a
         # thread arriving together must open one contact, not two.
@@ -66,57 +70,60 @@ class ChannelService:
             return await self._receive(msg)
 
     async def _receive(self, msg: Inbound) -> Received:
-        if (dup := await self._duplicate(msg)) is not None:
-            return dup
         kind, raw = msg.identity
-        try:
-            customer_id = await self._customers.identify(kind, raw, msg.name)
-        except ValueError as e:
-            raise Rejected(f"{msg.channel}: cannot identify the sender: {e}") from None
-        async with self._db.session(readonly=True) as s:
-            contact, thread = await store.open_contact(
-                s, msg.channel, store.thread_key(msg.thread), msg.refs)
-        if thread is None:
-            thread = store.thread_key(msg.thread)
-        stored = await self.attachments.accept(msg.attachments)
-        opened = contact is None
-        if contact is None:
-            contact = await self._contacts.open(
-                msg.channel, customer_id=customer_id, external_ref=thread, node=self._node,
-                attributes={"address": msg.address, "subject": msg.subject})
-        row = {"contact_id": contact.id, "customer_id": customer_id, "channel": msg.channel,
-               "direction": "in", "address": msg.address, "subject": msg.subject,
-               "text": msg.text, "external_id": store.ext(msg.external_id), "thread": thread,
-               "status": "received", "attachments": stored, "meta": dict(msg.meta)}
-        try:
-            message_id, seq = await self._db.write(lambda s: store.insert_message(s, row))
-        except IntegrityError:
-            if (dup := await self._duplicate(msg)) is not None:
-                return dup  # another node stored the same message meanwhile
-            message_id, seq = await self._db.write(lambda s: store.insert_message(s, row))
-        got = Received(message_id, contact.id, customer_id, seq, opened, False)
-        await self._after(contact, msg, got, row)
+        norm = normalize(kind, raw, self._region) if kind in IDENTITY_KINDS else None
+        if norm is None:
+            raise Rejected(f"{msg.channel}: cannot identify the sender: not a usable "
+                           f"{kind}: {raw!r}")
+        stored = await self.attachments.accept(msg.attachments) if msg.attachments else []
+        row = {"channel": msg.channel, "direction": "in", "address": msg.address,
+               "subject": msg.subject, "text": msg.text, "external_id": store.ext(msg.external_id),
+               "thread": store.thread_key(msg.thread), "status": "received",
+               "attachments": stored, "meta": dict(msg.meta)}
+        taken = await self._take((kind, norm), msg, row)
+        if taken.outcome == "duplicate":
+            return Received(taken.message_id, taken.contact_id, taken.customer_id, taken.seq,
+                            False, True)
+        got = Received(taken.message_id, taken.contact_id, taken.customer_id, taken.seq,
+                       taken.outcome == "open", False)
+        full = {**row, "contact_id": got.contact_id, "customer_id": got.customer_id}
+        await self._after(got.contact_id, taken.state, taken.agent_id, msg, got, full)
         return got
 
-    async def _duplicate(self, msg: Inbound) -> Received | None:
-        if msg.external_id is None:
-            return None
-        async with self._db.session(readonly=True) as s:
-            seen = await store.by_external(s, msg.channel, msg.external_id)
-        if seen is None or seen.contact_id is None:
-            return None
-        return Received(seen.id, seen.contact_id, seen.customer_id or "", seen.seq, False, True)
+    async def _take(self, identity: tuple[str, str], msg: Inbound, row: dict[str, Any]
+                    ) -> store.Taken:
+        """Store the message (one transaction when its contact is open; a new contact
+        first otherwise). PostgreSQL may refuse a concurrent identity or seq: retried."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                taken = await self._db.write(
+                    lambda s: store.take(s, identity, msg.name, msg.refs, row))
+                if taken.outcome != "open":
+                    return taken
+                contact = await self._contacts.open(
+                    msg.channel, customer_id=taken.customer_id, external_ref=taken.thread,
+                    node=self._node, attributes={"address": msg.address, "subject": msg.subject})
+                message_id, seq = await self._db.write(partial(
+                    store.insert_message, row={**row, "contact_id": contact.id,
+                                               "customer_id": taken.customer_id,
+                                               "thread": taken.thread}))
+                return store.Taken("open", taken.customer_id, taken.thread, message_id, seq,
+                                   contact.id, contact.state, None)
+            except IntegrityError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _after(self, contact: Contact, msg: Inbound, got: Received,
-                     row: dict[str, Any]) -> None:
+    async def _after(self, contact_id: str, state: str, agent_id: str | None, msg: Inbound,
+                     got: Received, row: dict[str, Any]) -> None:
         """Route a contact that waits for it (a crash may have left one `new`), or hand
         the message to the agent who holds the conversation."""
-        self.notify(contact.id, {"type": "new"})  # e.g. the visitor's other tab
-        if contact.state == ContactState.NEW.value:
-            await self._route(contact.id, msg.queue or self.settings.queue_for(msg.channel))
-        elif contact.state == ContactState.ASSIGNED.value and contact.agent_id:
-            self._publish(f"agent:{contact.agent_id}", {
-                "type": "message", "contact": contact.id,
+        self.notify(contact_id, {"type": "new", "seq": got.seq})  # e.g. the visitor's other tab
+        if state == ContactState.NEW.value:
+            await self._route(contact_id, msg.queue or self.settings.queue_for(msg.channel))
+        elif state == ContactState.ASSIGNED.value and agent_id:
+            self._publish(f"agent:{agent_id}", {
+                "type": "message", "contact": contact_id,
                 "message": {**_public(row), "id": got.message_id, "seq": got.seq}})
 
     async def _route(self, contact_id: str, queue: str) -> None:

@@ -6,12 +6,14 @@ Writes are synchronous work for `Database.write()` (one transaction in one hop).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from ctl.customers.service import identify_in
 from ctl.store.models import Base, Contact, Message, new_id, utcnow
 
 _MESSAGES = Base.metadata.tables["messages"]
@@ -70,14 +72,8 @@ def mark(s: Session, message_id: str, status: str, reason: str | None = None,
     s.execute(update(_MESSAGES).where(_MESSAGES.c.id == message_id).values(**values))
 
 
-async def by_external(s: AsyncSession, channel: str, external_id: str) -> Message | None:
-    stmt = select(Message).where(Message.channel == channel,
-                                 Message.external_id == ext(external_id))
-    return (await s.scalars(stmt)).first()
-
-
-async def open_contact(s: AsyncSession, channel: str, thread: str | None,
-                       refs: tuple[str, ...]) -> tuple[Contact | None, str | None]:
+def open_contact(s: Session, channel: str, thread: str | None,
+                 refs: tuple[str, ...]) -> tuple[Contact | None, str | None]:
     """The open contact of this conversation, and the conversation's thread key.
 
     A message answering a known message (refs) belongs to that message's conversation,
@@ -88,26 +84,65 @@ async def open_contact(s: AsyncSession, channel: str, thread: str | None,
                 .where(Message.channel == channel,
                        Message.external_id.in_([ext(r) for r in refs]))
                 .order_by(Message.contact_id.is_(None), Message.created_at.desc()).limit(1))
-        hit = (await s.execute(stmt)).first()
+        hit = s.execute(stmt).first()
         if hit is not None:
             # A known message outside any contact (a ticket's notification) lends its
             # thread: the answer becomes a contact of that thread.
-            contact = await s.get(Contact, hit.contact_id) if hit.contact_id else None
+            contact = s.get(Contact, hit.contact_id) if hit.contact_id else None
             thread = hit.thread or (contact.external_ref if contact else None)
             if contact is not None and contact.state in OPEN_STATES:
                 return contact, thread
             if thread is not None:
-                return await _open_in_thread(s, channel, thread), thread
+                return _open_in_thread(s, channel, thread), thread
     if thread is None:
         return None, None
-    return await _open_in_thread(s, channel, thread), thread
+    return _open_in_thread(s, channel, thread), thread
 
 
-async def _open_in_thread(s: AsyncSession, channel: str, thread: str) -> Contact | None:
+def _open_in_thread(s: Session, channel: str, thread: str) -> Contact | None:
     stmt = (select(Contact).where(Contact.channel == channel, Contact.external_ref == thread,
                                   Contact.state.in_(OPEN_STATES))
             .order_by(Contact.created_at.desc()).limit(1))
-    return (await s.scalars(stmt)).first()
+    return s.scalars(stmt).first()
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What take() did: "duplicate" (stored before), "stored", or "open" (no open
+    contact: the caller opens one, then stores the message)."""
+
+    outcome: str
+    customer_id: str
+    thread: str | None
+    message_id: str = ""
+    seq: int = 0
+    contact_id: str = ""
+    state: str = ""
+    agent_id: str | None = None
+
+
+def take(s: Session, identity: tuple[str, str], name: str | None, refs: tuple[str, ...],
+         row: dict[str, Any]) -> Taken:
+    """An inbound message in one transaction (one hop on SQLite): deduplicate, identify
+    the customer (`identity` normalised), find the conversation, store the message."""
+    channel, external_id = row["channel"], row.get("external_id")
+    if external_id is not None:
+        dup = s.execute(select(Message.id, Message.contact_id, Message.customer_id,
+                               Message.seq, Message.thread)
+                        .where(Message.channel == channel,
+                               Message.external_id == external_id)).first()
+        if dup is not None and dup.contact_id is not None:
+            return Taken("duplicate", dup.customer_id or "", dup.thread, dup.id, dup.seq,
+                         dup.contact_id)
+    customer_id = identify_in(s, *identity, name)
+    contact, thread = open_contact(s, channel, row.get("thread"), refs)
+    thread = thread or row.get("thread")
+    if contact is None:
+        return Taken("open", customer_id, thread)
+    message_id, seq = insert_message(s, {**row, "contact_id": contact.id,
+                                         "customer_id": customer_id, "thread": thread})
+    return Taken("stored", customer_id, thread, message_id, seq, contact.id, contact.state,
+                 contact.agent_id)
 
 
 async def thread_refs(s: AsyncSession, channel: str, thread: str | None,
