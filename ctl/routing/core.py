@@ -26,7 +26,7 @@ from ctl.routing.model import (
     Requeued,
     StepExpired,
 )
-from ctl.routing.policies import AgentIndex, AgentRt
+from ctl.routing.policies import AVAILABLE, AgentIndex, AgentRt
 from ctl.routing.queues import Bucket, Live, QueueState
 
 _OVERFLOW_HOPS = 8  # a chain of queue overflows longer than this is a configuration loop
@@ -362,7 +362,7 @@ class Core:
         self._settle_agent(agent, now)
 
     def _settle_agent(self, agent: AgentRt, now: float) -> None:
-        if agent.state is AgentStatus.AVAILABLE:
+        if agent.state is AVAILABLE:
             if self._batch is not None:
                 self._batch_agents.append(agent)  # fed once the instant's contacts are
             else:

@@ -15,6 +15,11 @@ from sortedcontainers import SortedList
 
 from ctl.routing.model import VOICE, AgentConfig, AgentStatus, Policy, QueueConfig, Requirement
 
+# Reading an enum member off its class costs ~80 ns in Python 3.11 (a global: ~10):
+# routable() runs several times per routing decision.
+AVAILABLE = AgentStatus.AVAILABLE
+_ROUND_ROBIN, _LEAST_OCCUPIED = Policy.ROUND_ROBIN, Policy.LEAST_OCCUPIED
+_HIGHEST_PROFICIENCY = Policy.HIGHEST_PROFICIENCY
 ListKey = tuple[str, ...]  # (queue, channel) or (queue, channel, skill)
 _SUBSETS_UP_TO = 8  # skills; an agent with more checks a queue's shelves one by one
 
@@ -82,7 +87,7 @@ class AgentRt:
         return mine
 
     def routable(self, channel: str) -> bool:
-        if self.state is not AgentStatus.AVAILABLE:
+        if self.state is not AVAILABLE:
             return False
         cfg = self.config
         if self.used.get(channel, 0) >= cfg.capacity.get(channel, 0):
@@ -108,11 +113,11 @@ class AgentRt:
 
 def sort_key(agent: AgentRt, policy: Policy, skill: str | None) -> tuple[Any, ...]:
     cfg = agent.config
-    if policy is Policy.ROUND_ROBIN:
+    if policy is _ROUND_ROBIN:
         return (agent.last_offer, cfg.id)
-    if policy is Policy.LEAST_OCCUPIED:
+    if policy is _LEAST_OCCUPIED:
         return (agent.occupancy(), agent.idle_since, cfg.id)
-    if policy is Policy.HIGHEST_PROFICIENCY and skill is not None:
+    if policy is _HIGHEST_PROFICIENCY and skill is not None:
         return (-cfg.skills.get(skill, 0), agent.idle_since, cfg.id)
     return (agent.idle_since, cfg.id)  # longest idle, and ring-all's order
 
@@ -159,7 +164,7 @@ class AgentIndex:
             return
         chosen = lists.get((queue.name, channel))
         if requirement.skills:
-            if queue.policy is Policy.HIGHEST_PROFICIENCY:
+            if queue.policy is _HIGHEST_PROFICIENCY:
                 # The first required skill orders the agents; the rest only filter.
                 chosen = lists.get((queue.name, channel, requirement.skills[0][0]))
             else:
