@@ -103,6 +103,7 @@ class Services:
             if ch.sms.secret else None
         self.tts = speech.tts(settings)
         self.recognizer = speech.recognizer(settings, secrets)
+        self.transcripts = speech.transcriber(settings, self.db, self.contacts)  # leader's
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -127,6 +128,8 @@ class Services:
         await self.ivr.start()
         self.events.start()
         self._sla = asyncio.create_task(self.ticket_rules.run())
+        if self.transcripts is not None:
+            self.transcripts.start()
         self.leading = True
 
     async def _follow(self) -> None:
@@ -134,6 +137,8 @@ class Services:
         if self._sla is not None:
             self._sla.cancel()
         await self.events.stop()
+        if self.transcripts is not None:
+            await self.transcripts.stop()
         await self.calls.stop()  # calls stay in Stasis: the next leader adopts them
         await self.ivr.stop()
         await self.core.stop()

@@ -199,6 +199,10 @@ class SpeechSettings(BaseModel):
     vosk_models: dict[str, Path] = Field(default_factory=dict)
     # Silence that ends an utterance: longer waits out pauses, shorter answers sooner.
     end_silence: float = Field(0.3, gt=0, le=3)
+    # Recordings of finished calls transcribed into their contact's history (in this
+    # language: pocketsphinx free-form for en, or its vosk model).
+    transcripts: bool = True
+    transcript_language: str = "en"
 
     @field_validator("voices")
     @classmethod

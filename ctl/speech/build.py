@@ -6,10 +6,13 @@ from pathlib import Path
 
 from ctl.asterisk import config, provision
 from ctl.asterisk.secrets import Secrets
+from ctl.contacts.service import ContactService
 from ctl.errors import CtlError
 from ctl.settings import Settings
 from ctl.speech.asr import Recognizer
+from ctl.speech.postcall import Transcriber
 from ctl.speech.tts import Tts
+from ctl.store.db import Database
 from ctl.telephony.ari import AriClient
 
 
@@ -41,3 +44,12 @@ def recognizer(settings: Settings, secrets: Secrets) -> Recognizer:
     ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                     secrets.ari_password, f"{ast.app}-speech")
     return Recognizer(ari, settings.speech.vosk_models, settings.speech.end_silence)
+
+
+def transcriber(settings: Settings, db: Database, contacts: ContactService
+                ) -> Transcriber | None:
+    sp = settings.speech
+    if not sp.transcripts:
+        return None
+    recordings = (settings.data_dir / "asterisk" / "spool" / "recording").resolve()
+    return Transcriber(db, contacts, recordings, sp.vosk_models, sp.transcript_language)

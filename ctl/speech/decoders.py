@@ -120,14 +120,31 @@ class Vosk:
         return re.sub(r"\s*\[unk\]\s*", " ", text).strip()
 
 
+class FreeForm:
+    """pocketsphinx with its bundled en-US language model: any words (post-call
+    transcripts; weaker than a grammar on telephone audio)."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder as PsDecoder
+
+        self._ps = PsDecoder(loglevel="FATAL")
+
+    def decode(self, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
+        self._ps.start_utt()
+        self._ps.process_raw(pcm, False, True)
+        self._ps.end_utt()
+        hyp = self._ps.hyp()
+        return str(hyp.hypstr) if hyp is not None else ""
+
+
 _LOADED: dict[str, Decoder] = {}  # per worker process: models load once
 
 
 def decode_in_worker(model: str, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
-    """Entry point of the recogniser's worker processes: `model` is "pocketsphinx" or a
-    vosk model directory."""
+    """Entry point of the recognisers' worker processes: `model` is "pocketsphinx",
+    "pocketsphinx-free" or a vosk model directory (free-form when `intents` is empty)."""
     decoder = _LOADED.get(model)
     if decoder is None:
         decoder = _LOADED[model] = Pocketsphinx() if model == "pocketsphinx" \
-            else Vosk(Path(model))
+            else FreeForm() if model == "pocketsphinx-free" else Vosk(Path(model))
     return decoder.decode(pcm, intents)
