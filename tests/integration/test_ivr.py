@@ -250,3 +250,33 @@ async def test_transfer_to_an_outside_number_and_back(
     assert "transferred_out" in actions
     assert "transfer_failed" in [e.data.get("action") for e in results["1998"]
                                  if e.kind == "call"]
+
+
+async def test_main_menu_by_voice(ctl: CtlProcess, caller: Caller, db: Database,
+                                  settings: Any) -> None:
+    from ctl.speech import build
+
+    tts = build.tts(settings)
+    try:  # the caller's words, in the natural (piper) voice
+        words = await tts.render("I want a refund", "en", None)
+    finally:
+        await tts.close()
+    ours, theirs = await caller.call("1200")
+    await answered(caller, ours)
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="1")  # English
+
+    async def listening() -> bool | None:  # the recogniser taps the call's audio
+        bridges = await caller.ari.bridges()
+        return True if any(len(b["channels"]) == 2 for b in bridges
+                           if b["id"].startswith("speech-")) else None
+
+    await eventually(listening, 30, "the main menu listening")
+    await caller.ari.play(ours, words, uuid.uuid4().hex)
+    queued = await contact_of(db, theirs, ("queued",))
+    await caller.ari.hangup(ours)
+    await contact_of(db, theirs, ("abandoned",))
+    events = await events_of(db, queued.id)
+    assert path(events)[-2:] == ["main:main_menu", "main:refunds"]
+    heard = next(e.data for e in events if e.kind == "speech")
+    assert heard["intent"] == "refunds" and heard["dtmf"] == "", heard
+    assert queued.criteria[0]["skills"] == {"refunds": 2}
