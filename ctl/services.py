@@ -92,6 +92,7 @@ class Services:
         self.tickets, self.ticket_rules = tickets.build(self.db, settings, self.intake,
                                                         self.routing.end, self.outbound)
         self.core.listeners.append(self.ticket_rules.on_routing)  # assignee follows the task
+        self.channels.on_thread_reply = self.tickets.reply_in_thread  # answers reopen tickets
         self._sla: asyncio.Task[None] | None = None  # the leader watches SLA clocks
         self.chat = ChatService(self.channels, self.contacts, self.routing, self.db,
                                 secrets.session_key, settings.default_region)

@@ -9,8 +9,9 @@ adapter that retries a message (same external id) gets the stored one back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -31,6 +32,8 @@ from ctl.errors import CtlError, Forbidden, InvalidTransition
 from ctl.routing.client import Routing
 from ctl.store.db import Database
 from ctl.store.models import CHANNELS, IDENTITY_KINDS, Contact
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], None]
 _ATTEMPTS = 3
@@ -56,6 +59,9 @@ class ChannelService:
         # thread arriving together must open one contact, not two.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = \
             weakref.WeakValueDictionary()
+        # Told of every new message in a thread (thread, text, contact id): a customer
+        # answering a ticket's notification is a reply on that ticket.
+        self.on_thread_reply: Callable[[str, str, str], Awaitable[None]] | None = None
 
     async def receive(self, msg: Inbound) -> Received:
         if msg.channel not in CHANNELS:
@@ -88,6 +94,11 @@ class ChannelService:
                        taken.outcome == "open", False)
         full = {**row, "contact_id": got.contact_id, "customer_id": got.customer_id}
         await self._after(got.contact_id, taken.state, taken.agent_id, msg, got, full)
+        if taken.thread and self.on_thread_reply is not None:
+            try:
+                await self.on_thread_reply(taken.thread, msg.text, got.contact_id)
+            except Exception:  # the message is stored and routed whatever this does
+                log.exception("a reply in thread %s could not be filed", taken.thread)
         return got
 
     async def _take(self, identity: tuple[str, str], msg: Inbound, row: dict[str, Any]

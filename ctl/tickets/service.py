@@ -264,6 +264,16 @@ class TicketService:
 
         return await self._follow(await self._change(ref, apply, None, "customer_reply"))
 
+    async def reply_in_thread(self, thread: str, body: str, contact_id: str) -> None:
+        """A customer's message in a channel thread: notifications go out in their ticket's
+        thread (its id), so a message in such a thread is a reply on that ticket."""
+        if len(thread) != 32 or not all(c in "0123456789abcdef" for c in thread):
+            return  # an ordinary conversation (an email's root Message-ID, a chat session)
+        try:
+            await self.customer_reply(thread, body, contact_id=contact_id)
+        except NotFound:
+            return
+
     async def _follow(self, ticket: TicketView) -> TicketView:
         """Routing follows the status: a resolved or closed ticket's task ends; a reopened
         one waits in its department's queue again."""

@@ -163,6 +163,19 @@ async def test_tickets_from_an_email_and_a_chat(flow: tuple[App, Clock, Inbox]) 
         ("email", mail.customer_id, [mail.contact_id])
     ack = await inbox.next()  # the acknowledge rule answers emails, on email
     assert ack["To"] == "mail.user@example.com" and f"#{t.number}" in ack["Subject"]
+    # The customer answers that email after the ticket was resolved: it reopens.
+    await app.services.tickets.move(t.id, "open")
+    await app.services.tickets.move(t.id, "resolved")
+    await app.services.channels.receive(Inbound(
+        channel="email", identity=("email", "mail.user@example.com"),
+        address="mail.user@example.com", text="Still wrong!", subject="Re: Invoice",
+        external_id="m2@example.com", refs=(ack["Message-ID"].strip("<>"),),
+        queue="service"))
+    reopened = await app.services.tickets.get(t.id)
+    assert reopened.status == "reopened"
+    replies = [e for e in await app.services.tickets.history(t.id)
+               if e["kind"] == "customer_reply"]
+    assert replies and replies[-1]["data"]["body"] == "Still wrong!"
     chat = await app.services.channels.receive(Inbound(
         channel="chat", identity=("email", "chatter@example.com"), address="session-1",
         text="my line is down", queue="service"))
