@@ -287,7 +287,7 @@ def _explain(error: ValidationError, doc: yamlloc.YamlDoc | None, data: dict[str
             where = doc.where(loc)
         else:
             where = "settings"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")  # pydantic's, for our own checks
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting {dotted!r}"
         lines.append(f"{where}: {dotted}: {msg}")

@@ -186,7 +186,7 @@ def _problem(doc: yamlloc.YamlDoc, at: list[str], err: Any) -> Problem:
     # pydantic names the union member it tried ("str", "list[...]"): not YAML keys
     keys = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TYPES))]
     dotted = ".".join(str(p) for p in [*at[1:], *keys])
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")  # pydantic's, for our own checks
     if err["type"] == "extra_forbidden":
         msg = f"unknown key {keys[-1]!r}" if keys else "unknown key"
     elif err["type"] == "missing":
