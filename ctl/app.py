@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.chat import http as chat_http
 from adapters.sms import http as sms_http
+from adapters.wechat import http as wechat_http
 from ctl.asterisk.secrets import load_or_create
 from ctl.channels import http as channels_http
 from ctl.routing import http as routing_http
@@ -35,6 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(channels_http.routes)
     app.add_routes(chat_http.routes)
     app.add_routes(sms_http.routes)
+    app.add_routes(wechat_http.routes)
     app.add_routes(tickets_http.routes)
     app.add_routes(demo.routes)
     return app

@@ -13,6 +13,8 @@ from adapters.chat.service import ChatService
 from adapters.email.adapter import EmailAdapter
 from adapters.sms.gateway import SmsGateway
 from adapters.sms.webhook import SmsWebhook
+from adapters.wechat.api import WechatApi
+from adapters.wechat.callback import WechatCallback
 from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
@@ -102,6 +104,11 @@ class Services:
             self.outbound.register("sms", self.sms)
         self.sms_webhook = SmsWebhook(self.channels, ch.sms.secret, ch.sms.max_skew) \
             if ch.sms.secret else None
+        self.wechat = WechatApi(ch.wechat)
+        if ch.wechat.app_id and ch.wechat.app_secret:
+            self.outbound.register("wechat", self.wechat)
+        self.wechat_callback = WechatCallback(self.channels, ch.wechat) \
+            if ch.wechat.token else None
         self.tts = speech.tts(settings)
         self.recognizer = speech.recognizer(settings, secrets)
         self.transcripts = speech.transcriber(settings, self.db, self.contacts)  # leader's
@@ -183,6 +190,7 @@ class Services:
     async def stop(self) -> None:
         await self.email.stop()
         await self.sms.close()
+        await self.wechat.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -59,6 +59,21 @@ class SmsSettings(BaseModel):
     id_field: str = "id"  # where the gateway's answer (JSON) puts its message id
 
 
+class WechatSettings(BaseModel):
+    """A WeChat Official Account (公众号): its callback URL and customer-service API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = None  # the callback Token set in WeChat's console; None: WeChat off
+    app_id: str = ""  # AppID: checked in encrypted messages, and to get access tokens
+    app_secret: str = ""  # AppSecret: outbound replies need it
+    encoding_aes_key: str | None = None  # the 43-character EncodingAESKey (safe mode)
+    api_base: str = "https://api.weixin.qq.com"
+    max_skew: float = Field(300.0, gt=0)  # callbacks whose timestamp is further off: refused
+    answer_within: float = Field(4.0, gt=0)  # WeChat gives up after 5 s
+    token_margin: float = Field(300.0, ge=0)  # refresh the access token this long before expiry
+
+
 class ChannelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +92,7 @@ class ChannelSettings(BaseModel):
     email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
     sms: SmsSettings = Field(default_factory=SmsSettings)  # type: ignore[arg-type]
+    wechat: WechatSettings = Field(default_factory=WechatSettings)  # type: ignore[arg-type]
 
     def queue_for(self, channel: str) -> str:
         return self.queues.get(channel, self.queue)

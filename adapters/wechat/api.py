@@ -1,0 +1,104 @@
+"""Replies through WeChat's customer-service message API, with a cached access token.
+
+GET /cgi-bin/token?grant_type=client_credential&appid=&secret= answers {"access_token",
+"expires_in"} (7200 s); the token is reused until `token_margin` seconds before it
+expires, and fetched again once when WeChat says it is invalid or expired (40001,
+40014, 42001: another process fetched a newer one, or clocks differ).
+POST /cgi-bin/message/custom/send?access_token= {"touser", "msgtype": "text", "text":
+{"content"}} answers {"errcode": 0, "errmsg": "ok"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from ctl.channels.contract import ChannelError, Outgoing
+from ctl.channels.settings import WechatSettings
+
+_STALE_TOKEN = frozenset({40001, 40014, 42001})
+
+
+class WechatApi:
+    def __init__(self, settings: WechatSettings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._s = settings
+        self._base = settings.api_base.rstrip("/")
+        self._clock = clock
+        self._http: aiohttp.ClientSession | None = None
+        self._token: str | None = None
+        self._until = 0.0
+        self._lock = asyncio.Lock()  # one token request at a time, shared by all sends
+        self.token_fetches = 0
+
+    async def send(self, out: Outgoing) -> str | None:
+        if not out.to.strip():
+            raise ChannelError("wechat: no openid to send to")
+        body = json.dumps({"touser": out.to, "msgtype": "text",
+                           "text": {"content": out.text}}, ensure_ascii=False).encode()
+        token = await self._access_token()
+        answer = await self._post_send(token, body)
+        if answer.get("errcode") in _STALE_TOKEN:
+            answer = await self._post_send(await self._access_token(stale=token), body)
+        _ok(answer, "message/custom/send")
+        return None  # the API gives no message id
+
+    async def _post_send(self, token: str, body: bytes) -> dict[str, Any]:
+        url = f"{self._base}/cgi-bin/message/custom/send"
+        return await self._call("POST", url, {"access_token": token}, body)
+
+    async def _access_token(self, stale: str | None = None) -> str:
+        async with self._lock:
+            if self._token and self._token != stale and self._clock() < self._until:
+                return self._token
+            if not self._s.app_id or not self._s.app_secret:
+                raise ChannelError("wechat: channels.wechat.app_id and app_secret are needed "
+                                   "to send")
+            answer = await self._call("GET", f"{self._base}/cgi-bin/token", {
+                "grant_type": "client_credential", "appid": self._s.app_id,
+                "secret": self._s.app_secret})
+            _ok(answer, "token")
+            token, expires = answer.get("access_token"), answer.get("expires_in", 7200)
+            if not isinstance(token, str) or not isinstance(expires, int | float):
+                raise ChannelError(f"wechat: /cgi-bin/token answered no token: {answer}")
+            self.token_fetches += 1
+            self._token = token
+            self._until = self._clock() + max(0.0, expires - self._s.token_margin)
+            return token
+
+    async def _call(self, method: str, url: str, params: dict[str, str],
+                    body: bytes | None = None) -> dict[str, Any]:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        headers = {"Content-Type": "application/json; charset=utf-8"} if body else None
+        try:
+            async with self._http.request(method, url, params=params, data=body,
+                                          headers=headers) as r:
+                text = await r.text()
+                if r.status >= 300:
+                    raise ChannelError(f"wechat: {url} answered {r.status}: {text[:200]}")
+        except aiohttp.ClientError as e:
+            raise ChannelError(f"wechat: {url}: {e}") from None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ChannelError(f"wechat: {url} answered no JSON object: {text[:200]}")
+        return answer
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+def _ok(answer: dict[str, Any], what: str) -> None:
+    code = answer.get("errcode", 0)
+    if code:
+        raise ChannelError(f"wechat: {what} failed: errcode {code}: {answer.get('errmsg', '')}")

@@ -1,0 +1,230 @@
+"""WeChat Official Account end to end: the callback signed (and AES-encrypted) as WeChat
+documents it, built here independently of the adapter, and replies through a local fake
+of WeChat's token and customer-service message API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from sqlalchemy import func, select
+
+from ctl.channels.contract import DeliveryFailed
+from ctl.store.models import Identity, Message
+from tests.integration.channels_app import App, channel_settings, database, running
+from tests.integration.harness import free_port
+
+TOKEN, APP_ID, SECRET = "pamtest", "wxb11529c136998cb6", "app-secret"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # WeChat's sample EncodingAESKey
+
+
+def sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def wechat_encrypt(xml: str, app_id: str = APP_ID) -> str:
+    key = base64.b64decode(AES_KEY + "=")
+    msg = xml.encode()
+    plain = os.urandom(16) + struct.pack("!I", len(msg)) + msg + app_id.encode()
+    pad = 32 - len(plain) % 32
+    enc = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(enc.update(plain + bytes([pad] * pad)) + enc.finalize()).decode()
+
+
+def text_xml(openid: str, content: str, msg_id: str) -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+            f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]>"
+            f"</MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+
+
+def signed(at: float | None = None, token: str = TOKEN) -> dict[str, str]:
+    ts, nonce = str(int(at if at is not None else time.time())), uuid.uuid4().hex[:10]
+    return {"timestamp": ts, "nonce": nonce, "signature": sha1(token, ts, nonce)}
+
+
+class FakeWechat:
+    """/cgi-bin/token and /cgi-bin/message/custom/send as WeChat documents them."""
+
+    def __init__(self) -> None:
+        self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.valid: set[str] = set()
+        self.fetches = 0
+
+    async def token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("grant_type") != "client_credential" or q.get("appid") != APP_ID:
+            return web.json_response({"errcode": 40013, "errmsg": "invalid appid"})
+        if q.get("secret") != SECRET:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        self.fetches += 1
+        token = f"tok-{uuid.uuid4().hex}"
+        self.valid.add(token)
+        return web.json_response({"access_token": token, "expires_in": 7200})
+
+    async def send(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") not in self.valid:
+            return web.json_response({"errcode": 42001, "errmsg": "access_token expired"})
+        body = await request.json()
+        if body.get("touser") == "o-unfollowed":
+            return web.json_response({"errcode": 45015, "errmsg": "response out of time limit"})
+        self.sent.put_nowait(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+@pytest.fixture(scope="module")
+async def fake() -> AsyncIterator[tuple[FakeWechat, int]]:
+    wx = FakeWechat()
+    app = web.Application()
+    app.router.add_get("/cgi-bin/token", wx.token)
+    app.router.add_post("/cgi-bin/message/custom/send", wx.send)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield wx, port
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def app(tmp_path_factory: pytest.TempPathFactory, fake: tuple[FakeWechat, int]
+              ) -> AsyncIterator[App]:
+    data_dir = tmp_path_factory.mktemp("wechat")
+    wechat = {"token": TOKEN, "app_id": APP_ID, "app_secret": SECRET,
+              "encoding_aes_key": AES_KEY, "api_base": f"http://127.0.0.1:{fake[1]}"}
+    async with database("sqlite", data_dir) as url, \
+            running(channel_settings(data_dir, url, wechat=wechat)) as a:
+        yield a
+
+
+async def post(app: App, http: aiohttp.ClientSession, xml: str | bytes,
+               query: dict[str, str] | None = None) -> tuple[int, str]:
+    body = xml.encode() if isinstance(xml, str) else xml
+    async with http.post(f"{app.base}/channels/wechat", params=query or signed(),
+                         data=body) as r:
+        return r.status, await r.text()
+
+
+async def stored(app: App, external_id: str) -> list[Message]:
+    async with app.services.db.session(readonly=True) as s:
+        return list((await s.scalars(select(Message).where(
+            Message.external_id == external_id))).all())
+
+
+async def test_url_verification(app: App) -> None:
+    async with aiohttp.ClientSession() as http:
+        q = {**signed(), "echostr": "echo-4711"}
+        async with http.get(f"{app.base}/channels/wechat", params=q) as r:
+            assert r.status == 200 and await r.text() == "echo-4711"
+        bad = {**signed(token="other"), "echostr": "x"}
+        async with http.get(f"{app.base}/channels/wechat", params=bad) as r:
+            assert r.status == 401 and "does not match" in (await r.json())["message"]
+        async with http.get(f"{app.base}/channels/wechat", params={"echostr": "x"}) as r:
+            assert r.status == 401 and "missing" in (await r.json())["message"]
+
+
+async def test_plaintext_messages_stored_once(app: App) -> None:
+    openid = f"o{uuid.uuid4().hex[:20]}"
+    async with aiohttp.ClientSession() as http:
+        status, text = await post(app, http, text_xml(openid, "我的订单在哪里", "61000001"))
+        assert (status, text) == (200, "success")
+        status, text = await post(app, http, text_xml(openid, "我的订单在哪里", "61000001"))
+        assert (status, text) == (200, "success")  # WeChat's retry: the same MsgId
+        [msg] = await stored(app, "wechat:61000001")
+        assert msg.text == "我的订单在哪里" and msg.channel == "wechat" and msg.address == openid
+        image = (f"<xml><ToUserName>gh_test</ToUserName><FromUserName>{openid}</FromUserName>"
+                 "<CreateTime>1</CreateTime><MsgType>image</MsgType>"
+                 "<PicUrl>http://mmbiz/pic.jpg</PicUrl><MediaId>m-1</MediaId>"
+                 "<MsgId>61000002</MsgId></xml>")
+        assert (await post(app, http, image))[0] == 200
+        [img] = await stored(app, "wechat:61000002")
+        assert "pic.jpg" in img.text and img.contact_id == msg.contact_id
+        voice = (f"<xml><FromUserName>{openid}</FromUserName><CreateTime>2</CreateTime>"
+                 "<MsgType>voice</MsgType><MediaId>m-2</MediaId><Format>amr</Format>"
+                 "<Recognition>退货</Recognition><MsgId>61000003</MsgId></xml>")
+        assert (await post(app, http, voice))[0] == 200
+        assert "退货" in (await stored(app, "wechat:61000003"))[0].text
+        event = (f"<xml><FromUserName>{openid}</FromUserName><CreateTime>77</CreateTime>"
+                 "<MsgType>event</MsgType><Event>subscribe</Event></xml>")
+        for _ in range(2):
+            assert await post(app, http, event) == (200, "success")
+        assert len(await stored(app, f"wechat:{openid}:77:subscribe")) == 1
+    async with app.services.db.session(readonly=True) as s:
+        ids = await s.scalar(select(func.count()).select_from(Identity).where(
+            Identity.kind == "wechat_openid", Identity.value == openid))
+    assert ids == 1
+
+
+async def test_safe_mode_encrypted(app: App) -> None:
+    openid = f"o{uuid.uuid4().hex[:20]}"
+    encrypt = wechat_encrypt(text_xml(openid, "加密的消息", "62000001"))
+    body = f"<xml><ToUserName>gh_test</ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    q = signed()
+    good = {**q, "encrypt_type": "aes",
+            "msg_signature": sha1(TOKEN, q["timestamp"], q["nonce"], encrypt)}
+    async with aiohttp.ClientSession() as http:
+        assert await post(app, http, body, good) == (200, "success")
+        [msg] = await stored(app, "wechat:62000001")
+        assert msg.text == "加密的消息" and msg.address == openid
+        status, text = await post(app, http, body, {**good, "msg_signature": "0" * 40})
+        assert status == 401 and "msg_signature" in text
+        other = wechat_encrypt(text_xml(openid, "x", "62000002"), app_id="wx-someone-else")
+        forged = {**good, "msg_signature": sha1(TOKEN, q["timestamp"], q["nonce"], other)}
+        status, text = await post(app, http, body.replace(encrypt, other), forged)
+        assert status == 401 and "another app id" in text
+        junk = base64.b64encode(os.urandom(64)).decode()
+        junked = {**good, "msg_signature": sha1(TOKEN, q["timestamp"], q["nonce"], junk)}
+        status, text = await post(app, http, body.replace(encrypt, junk), junked)
+        assert status == 401 and "EncodingAESKey" in text
+    assert await stored(app, "wechat:62000002") == []
+
+
+async def test_bad_callbacks_refused_never_5xx(app: App) -> None:
+    xml = text_xml("o-bad", "hi", "63000001")
+    async with aiohttp.ClientSession() as http:
+        status, text = await post(app, http, xml, signed(token="wrong"))
+        assert status == 401 and "does not match" in text
+        status, text = await post(app, http, xml, signed(at=time.time() - 3600))
+        assert status == 401 and "stale" in text
+        status, text = await post(app, http, b"<xml><FromUserName>x</FromUserName", signed())
+        assert status == 400 and "not XML" in text
+        bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml>&a;</xml>'
+        status, text = await post(app, http, bomb)
+        assert status == 400 and "DTD" in text
+        status, text = await post(app, http, "<xml><MsgType>text</MsgType></xml>")
+        assert status == 400 and "FromUserName" in text
+        status, _ = await post(app, http, b"<xml>" + b"a" * 70_000 + b"</xml>")
+        assert status == 413
+        menu = ("<xml><FromUserName>o-menu</FromUserName><CreateTime>1</CreateTime>"
+                "<MsgType>event</MsgType><Event>VIEW</Event></xml>")
+        assert await post(app, http, menu) == (200, "success")
+    assert await stored(app, "wechat:63000001") == []
+
+
+async def test_replies_through_customer_service_api(app: App, fake: tuple[FakeWechat, int]
+                                                    ) -> None:
+    wx = fake[0]
+    out = app.services.outbound
+    await out.send("wechat", "o-reply-1", "您好已发货")
+    assert await asyncio.wait_for(wx.sent.get(), 5) == {
+        "touser": "o-reply-1", "msgtype": "text", "text": {"content": "您好已发货"}}
+    fetches = wx.fetches
+    await out.send("wechat", "o-reply-1", "second")  # the cached token
+    await asyncio.wait_for(wx.sent.get(), 5)
+    assert wx.fetches == fetches
+    wx.valid.clear()  # WeChat expired the token early: 42001, one refresh, then sent
+    await out.send("wechat", "o-reply-1", "third")
+    assert (await asyncio.wait_for(wx.sent.get(), 5))["text"]["content"] == "third"
+    assert wx.fetches == fetches + 1
+    with pytest.raises(DeliveryFailed, match="45015"):
+        await out.send("wechat", "o-unfollowed", "late")
