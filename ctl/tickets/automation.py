@@ -22,7 +22,7 @@ from ctl.tickets.service import TicketService
 log = logging.getLogger(__name__)
 _APPLYING: contextvars.ContextVar[bool] = contextvars.ContextVar("rules_applying",
                                                                  default=False)
-_RANK = {"none": 0, "ok": 1, "warning": 2, "breached": 3}
+_RANK = {"none": 0, "paused": 0, "ok": 1, "warning": 2, "breached": 3}
 # A notification to send: (ticket, template name).
 Notify = Callable[[TicketView, str], Awaitable[object]]
 

@@ -84,7 +84,8 @@ def sla_may_worsen(policies: Mapping[str, Policy], now: datetime) -> ColumnEleme
     a due time passed on a clock still running, or, still ok, enough time since creation
     for a warning. Business time never runs faster than the wall clock, so the wall-clock
     test lets through every ticket that may have reached `warn_at` (and some that have
-    not; the caller computes the state exactly)."""
+    not; the caller computes the state exactly). A paused ticket (sla_state "paused",
+    pause.py) is never among them."""
     unanswered = Ticket.first_response_at.is_(None)
     due = or_(and_(unanswered, Ticket.response_due <= now), Ticket.resolution_due <= now)
     warnable: list[ColumnElement[bool]] = []

@@ -14,7 +14,7 @@ from ctl.store.models import Ticket, TicketContact
 from ctl.tickets import model
 from ctl.tickets import states as st
 
-SLA_STATES = ("none", "ok", "warning", "breached")
+SLA_STATES = ("none", "ok", "warning", "breached", "paused")
 ACTIVE = tuple(s.value for s in st.TicketStatus if s.value not in ("resolved", "closed"))
 _MAX_LIMIT = 500
 

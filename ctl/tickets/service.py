@@ -27,7 +27,7 @@ from ctl.store.models import (
     new_id,
     utcnow,
 )
-from ctl.tickets import model, rows
+from ctl.tickets import model, pause, rows
 from ctl.tickets import states as st
 from ctl.tickets.model import TicketView
 from ctl.tickets.routing import Departments
@@ -184,14 +184,22 @@ class TicketService:
             for k, v in checked.items():
                 setattr(t, k, v)
             if "priority" in diff:  # the SLA clocks restart from creation at the new pace
-                plan = self.config.sla.plan(t.priority, t.created_at)
-                t.response_due, t.resolution_due = plan.response_due, plan.resolution_due
-                if t.sla_state != "breached":
-                    t.sla_state = plan.state
+                self._replan(s, t)
             if diff:
                 s.add(rows.event(t, now, "changed", actor, changes=diff))
 
         return await self._change(ref, apply, version, "updated")
+
+    def _replan(self, s: Session, t: Ticket) -> None:
+        """Due times from creation at the ticket's priority, minus nothing of the time it
+        spent waiting on the customer (finished pauses push resolution back)."""
+        sla = self.config.sla
+        plan = sla.plan(t.priority, t.created_at)
+        t.response_due, t.resolution_due = plan.response_due, plan.resolution_due
+        if plan.resolution_due is not None:
+            t.resolution_due = sla.calendar.add(plan.resolution_due, pause.paused_total(s, t))
+        if t.sla_state not in ("breached", "paused"):
+            t.sla_state = plan.state
 
     async def tag(self, ref: str, *, add: Sequence[str] = (), remove: Sequence[str] = (),
                   version: int | None = None, actor: str | None = None) -> TicketView:
@@ -230,7 +238,9 @@ class TicketService:
         def apply(s: Session, t: Ticket, now: datetime) -> None:
             if target is st.TicketStatus.RESOLVED:
                 model.require_fields(t.fields, self.config.fields, t.number)
+            was = t.status
             rows.set_status(s, t, target, now, actor, reason)
+            pause.follow(s, t, was, now, self.config.sla)
 
         return await self._follow(await self._change(ref, apply, version, f"status:{target}"))
 
@@ -260,7 +270,9 @@ class TicketService:
             if contact_id is not None:
                 rows.link(s, t, contact_id, now, "customer")
             if to is not None:
+                was = t.status
                 rows.set_status(s, t, to, now, "customer", "customer replied")
+                pause.follow(s, t, was, now, self.config.sla)
 
         return await self._follow(await self._change(ref, apply, None, "customer_reply"))
 

@@ -103,7 +103,9 @@ class Sla:
     def state(self, *, priority: str, created_at: datetime, now: datetime,
               response_due: datetime | None, resolution_due: datetime | None,
               responded: bool, resolved: bool) -> str:
-        """ok, warning (past warn_at of an allowed time still running) or breached."""
+        """ok, warning (past warn_at of an allowed time still running) or breached.
+        The time used is what the allowed time lacks of the business time left until the
+        due time, so time spent paused (the due time pushed back) is not counted."""
         p = self.policies.get(priority)
         if p is None:
             return "none"
@@ -117,6 +119,6 @@ class Sla:
             if now >= due:
                 return "breached"
             if allowed is not None and \
-                    now >= self.calendar.add(created_at, allowed * p.warn_at):
+                    allowed - self.calendar.between(now, due) >= allowed * p.warn_at:
                 state = "warning"
         return state
