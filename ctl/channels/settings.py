@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import base64
+import binascii
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ImapSettings(BaseModel):
@@ -72,6 +75,19 @@ class WechatSettings(BaseModel):
     max_skew: float = Field(300.0, gt=0)  # callbacks whose timestamp is further off: refused
     answer_within: float = Field(4.0, gt=0)  # WeChat gives up after 5 s
     token_margin: float = Field(300.0, ge=0)  # refresh the access token this long before expiry
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: str | None) -> str | None:
+        try:
+            ok = value is None or (len(value) == 43
+                                   and len(base64.b64decode(value + "=", validate=True)) == 32)
+        except binascii.Error:
+            ok = False
+        if not ok:
+            raise ValueError("encoding_aes_key must be WeChat's 43-character EncodingAESKey "
+                             "(letters and digits)")
+        return value
 
 
 class ChannelSettings(BaseModel):

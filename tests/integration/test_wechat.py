@@ -6,22 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import aiohttp
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from ctl.channels.contract import DeliveryFailed
+from adapters.wechat.api import WechatApi
+from ctl.agents.service import RoutingChanges
+from ctl.channels.contract import ChannelError, DeliveryFailed, Outgoing
+from ctl.channels.settings import WechatSettings
 from ctl.store.models import Identity, Message
+from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, channel_settings, database, running
 from tests.integration.harness import free_port
 
@@ -96,14 +105,21 @@ async def fake() -> AsyncIterator[tuple[FakeWechat, int]]:
     await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def wechat_app(data_dir: Path, port: int) -> AsyncIterator[App]:
+    wechat = {"token": TOKEN, "app_id": APP_ID, "app_secret": SECRET,
+              "encoding_aes_key": AES_KEY, "api_base": f"http://127.0.0.1:{port}"}
+    # Hypothesis sends many callbacks from one sender: no rate limit in the way.
+    async with database("sqlite", data_dir) as url, \
+            running(channel_settings(data_dir, url, wechat=wechat, rate_burst=10_000,
+                                     rate_per_minute=600_000)) as a:
+        yield a
+
+
 @pytest.fixture(scope="module")
 async def app(tmp_path_factory: pytest.TempPathFactory, fake: tuple[FakeWechat, int]
               ) -> AsyncIterator[App]:
-    data_dir = tmp_path_factory.mktemp("wechat")
-    wechat = {"token": TOKEN, "app_id": APP_ID, "app_secret": SECRET,
-              "encoding_aes_key": AES_KEY, "api_base": f"http://127.0.0.1:{fake[1]}"}
-    async with database("sqlite", data_dir) as url, \
-            running(channel_settings(data_dir, url, wechat=wechat)) as a:
+    async with wechat_app(tmp_path_factory.mktemp("wechat"), fake[1]) as a:
         yield a
 
 
@@ -228,3 +244,90 @@ async def test_replies_through_customer_service_api(app: App, fake: tuple[FakeWe
     assert wx.fetches == fetches + 1
     with pytest.raises(DeliveryFailed, match="45015"):
         await out.send("wechat", "o-unfollowed", "late")
+
+
+async def test_agent_takes_the_chat_and_replies_on_wechat(tmp_path: Path,
+                                                          fake: tuple[FakeWechat, int]) -> None:
+    async with wechat_app(tmp_path, fake[1]) as app:  # its own queue: no earlier contacts
+        await _agent_replies(app, fake[0])
+
+
+async def _agent_replies(app: App, wx: FakeWechat) -> None:
+    user, openid = f"w{uuid.uuid4().hex[:8]}", f"o{uuid.uuid4().hex[:20]}"
+    _, password = await app.services.agents.create(user, user.title(),
+                                                   str(5000000 + uuid.uuid4().int % 1000000))
+    await app.services.agents.configure(user, RoutingChanges(
+        role="agent", capacity={"wechat": 2},
+        profile=[{"queue": "general", "priority": 1, "delay": 0}]))
+    async with aiohttp.ClientSession() as http:
+        agent = await Panel(app.base, http).login(user, password)
+        await agent.listen()
+        await agent.state("available")
+        assert await post(app, http, text_xml(openid, "能退款吗", "64000001")) == (200, "success")
+        [msg] = await stored(app, "wechat:64000001")
+        offer = await agent.next("offer")
+        assert offer["offer"]["contact_id"] == msg.contact_id
+        await agent.call("POST", f"/api/v1/offers/{offer['offer']['id']}/accept")
+        await agent.call("POST", f"/api/v1/contacts/{msg.contact_id}/messages",
+                         {"text": "可以请稍等"}, expect=201)
+        sent = await asyncio.wait_for(wx.sent.get(), 5)
+        assert sent["touser"] == openid and sent["text"]["content"] == "可以请稍等"
+        assert await post(app, http, text_xml(openid, "谢谢", "64000002")) == (200, "success")
+        pushed = await agent.next("message")
+        assert pushed["contact"] == msg.contact_id
+        await agent.state("offline")
+        await agent.close()
+
+
+async def test_token_cached_until_shortly_before_expiry(fake: tuple[FakeWechat, int]) -> None:
+    now = [1000.0]
+    api = WechatApi(WechatSettings(token="t", app_id=APP_ID, app_secret=SECRET,  # type: ignore[call-arg]
+                                   api_base=f"http://127.0.0.1:{fake[1]}", token_margin=300),
+                    clock=lambda: now[0])
+    try:
+        await asyncio.gather(*(api.send(Outgoing(f"m{i}", "wechat", "o-t", "x"))
+                               for i in range(3)))
+        assert api.token_fetches == 1  # concurrent sends share one token request
+        now[0] += 7200 - 301
+        await api.send(Outgoing("m4", "wechat", "o-t", "x"))
+        assert api.token_fetches == 1
+        now[0] += 2  # within the margin: fetched again before WeChat expires it
+        await api.send(Outgoing("m5", "wechat", "o-t", "x"))
+        assert api.token_fetches == 2
+    finally:
+        await api.close()
+        while not fake[0].sent.empty():
+            fake[0].sent.get_nowait()
+    bad = WechatApi(WechatSettings(app_id=APP_ID, app_secret="wrong",  # type: ignore[call-arg]
+                                   api_base=f"http://127.0.0.1:{fake[1]}"))
+    try:
+        with pytest.raises(ChannelError, match="token failed: errcode 40001"):
+            await bad.send(Outgoing("m6", "wechat", "o-t", "x"))
+    finally:
+        await bad.close()
+
+
+FIELDS = st.fixed_dictionaries({}, optional={
+    "FromUserName": st.text(max_size=30) | st.just("o-fuzz"),
+    "MsgType": st.sampled_from(["text", "image", "voice", "event", "video", ""])
+    | st.text(max_size=8),
+    "Content": st.text(max_size=60), "MsgId": st.text(max_size=20) | st.integers().map(str),
+    "Event": st.sampled_from(["subscribe", "unsubscribe", "CLICK"]) | st.text(max_size=8),
+    "CreateTime": st.integers().map(str), "Recognition": st.text(max_size=20)})
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=FIELDS, encrypted=st.booleans())
+async def test_fuzzed_callbacks_never_5xx(app: App, fields: dict[str, str], encrypted: bool
+                                          ) -> None:
+    xml = "<xml>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items()) + "</xml>"
+    q = signed()
+    if encrypted:
+        enc = wechat_encrypt(xml)
+        xml = f"<xml><Encrypt>{enc}</Encrypt></xml>"
+        q |= {"encrypt_type": "aes", "msg_signature": sha1(TOKEN, q["timestamp"], q["nonce"], enc)}
+    async with aiohttp.ClientSession() as http:
+        status, text = await post(app, http, xml, q)
+    assert status < 500, text
+    assert status == 200 or "message" in text

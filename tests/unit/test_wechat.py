@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from adapters.wechat.crypto import MessageCrypt, aes_key, signature
 from ctl.channels.contract import Inbound
 from ctl.channels.settings import WechatSettings
 from ctl.errors import BadRequest, ConfigError, Unauthorized
+from ctl.settings import load_settings
 
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
@@ -38,6 +40,13 @@ def test_signature_is_sha1_of_sorted_parts() -> None:
 def test_bad_aes_key_named() -> None:
     with pytest.raises(ConfigError, match="EncodingAESKey"):
         aes_key("short")
+
+
+def test_settings_name_a_bad_aes_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "ctl.yaml"
+    cfg.write_text("channels:\n  wechat:\n    token: t\n    encoding_aes_key: nope\n")
+    with pytest.raises(ConfigError, match=r"ctl.yaml:4:\d+: channels.wechat.encoding_aes_key"):
+        load_settings(cfg)
 
 
 def test_message_types() -> None:
