@@ -66,3 +66,16 @@ def test_states_warning_then_breach() -> None:
     assert at(local(2026, 12, 1, 10, 59)) == "warning"
     assert at(local(2026, 12, 1, 11, 0)) == "breached"
     assert sla.plan("low", created).state == "none"
+
+
+@given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31),
+                    timezones=st.just(UTC)),
+       st.integers(min_value=0, max_value=100 * 3600),
+       st.integers(min_value=0, max_value=30 * 24 * 3600))
+def test_a_pause_keeps_the_business_time_left(paused: datetime, left: int, wait: int) -> None:
+    """What ctl/tickets/pause.py relies on: pushing the due time back by the business time
+    paused leaves, at the resumption, exactly the business time that was left at the pause."""
+    due = CAL.add(paused, left)
+    resumed = paused + timedelta(seconds=wait)
+    pushed = CAL.add(due, CAL.between(paused, resumed))
+    assert abs(CAL.between(resumed, pushed) - CAL.between(paused, due)) < 1e-6
