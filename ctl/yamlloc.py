@@ -58,12 +58,12 @@ Yaml12Loader.add_implicit_resolver(
     list("tTfF"))
 
 
-def load(path: Path) -> YamlDoc:
+def load(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> YamlDoc:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
-    return parse(text, path)
+    return parse(text, path, loader)
 
 
 def parse(text: str, path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> YamlDoc:

@@ -242,18 +242,7 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _read(path: Path) -> yamlloc.YamlDoc:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {e.problem}") from e
-    return yamlloc.YamlDoc(path, data, root)
+    return yamlloc.load(path, _Loader)
 
 
 def _explain(error: ValidationError, doc: yamlloc.YamlDoc) -> str:
