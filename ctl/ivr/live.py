@@ -22,6 +22,7 @@ from ctl.ivr.validate import Known
 from ctl.ivr.verbs.base import Speech
 from ctl.routing.model import Requirement, Step
 from ctl.settings import StepSettings
+from ctl.telephony.calls import TRANSFER_LEG
 from ctl.telephony.events import channel_of
 from ctl.telephony.queueing import Hold, VoiceQueues
 from ctl.telephony.session import RESYNC, CallSession
@@ -36,7 +37,7 @@ class LiveCaller:
         self.call, self.voice, self.render = call, voice, render
         self.recognizer = recognizer  # ctl.speech's Recognizer, when configured
         self.dial = dial  # how outside numbers are called ({number})
-        self.number = call.info.vars.get("caller") or call.info.caller_number
+        self.number = call.info.caller_number
         self.contact_id = call.info.contact_id
         self.recordings = recordings
         self._keys: list[str] = []  # pressed and not yet read (type-ahead)
@@ -159,9 +160,10 @@ class LiveCaller:
         try:
             try:
                 await self.call.ari.originate(self.dial.format(number=target),
-                                              app_args="transfer-leg", channel_id=leg,
+                                              app_args=TRANSFER_LEG, channel_id=leg,
                                               caller_id=self.call.info.caller_number,
-                                              timeout=ring)
+                                              timeout=ring,
+                                              variables={"CTL_FLOW": TRANSFER_LEG})
             except TelephonyError as e:
                 await self.call.log("call", {"action": "transfer_failed", "error": str(e)})
                 return "failed"

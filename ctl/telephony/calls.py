@@ -31,9 +31,10 @@ Flow = Callable[[CallSession], Awaitable[None]]
 OnClose = Callable[[str, str], Awaitable[bool]]
 LEG = "agent-leg"  # first Stasis argument of a phone the controller rang for a call
 CUSTOMER_LEG = "callback-leg"  # ... of a customer it calls back
+TRANSFER_LEG = "transfer-leg"  # ... of an outside number an IVR flow transfers to
 # Channels the controller placed for a call carry one of these in CTL_FLOW (and as their
 # first Stasis argument): never a call of their own, to adopt after a restart.
-LEGS = (LEG, CUSTOMER_LEG)
+LEGS = (LEG, CUSTOMER_LEG, TRANSFER_LEG)
 
 
 class CallManager:

@@ -50,7 +50,7 @@ class Consultation:
             await self.ari.originate(
                 f"PJSIP/{await self._endpoint(started.to_agent)}",
                 app_args=f"{LEG},{call.info.contact_id},consult", channel_id=self.leg,
-                caller_id=call.info.caller_number, timeout=30)
+                caller_id=call.info.caller_number, timeout=30, variables={"CTL_FLOW": LEG})
         except CtlError as e:
             log.info("cannot ring the consulted agent: %s", e)
             await self._end(hand_over=False)

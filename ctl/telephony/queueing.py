@@ -138,16 +138,14 @@ class VoiceQueues:
         gave up on them."""
         hold = self.holds.get(call.info.contact_id or "", Hold())
         await self.ari.start_moh(call.id, hold.music)
-        every = self.announce_every if hold.announce else math.inf
-        announce_at = time.monotonic() + every
+        announce_at = time.monotonic() + self.announce_every
         while True:
-            try:
-                event = await call.next_event(min(max(0.0, announce_at - time.monotonic()),
-                                                  86400.0))
+            try:  # without announcements, only events wake the caller's wait
+                event = await call.next_event(max(0.0, announce_at - time.monotonic())
+                                              if hold.announce else None)
             except TimeoutError:
-                if hold.announce:
-                    await self._announce(call, hold.music)
-                announce_at = time.monotonic() + every
+                await self._announce(call, hold.music)
+                announce_at = time.monotonic() + self.announce_every
                 continue
             if event["type"] == "ChannelDtmfReceived" and event.get("digit") == "1" \
                     and channel_of(event) == call.id and self._callbacks_allowed(call):
