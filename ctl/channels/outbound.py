@@ -46,12 +46,14 @@ class Outbound:
         return sorted(self._senders)
 
     async def send(self, channel: str, to: str, text: str, *, subject: str | None = None,
-                   thread: str | None = None, customer_id: str | None = None) -> str:
+                   thread: str | None = None, customer_id: str | None = None,
+                   contact_id: str | None = None) -> str:
         """Send `text` to `to` on `channel`; the stored message's id. `thread` groups
         messages of one conversation (a ticket id...): the channel threads them (email
-        In-Reply-To/References). Raises a ChannelError subclass naming the problem."""
+        In-Reply-To/References); `contact_id` puts the message into that conversation
+        (a chat). Raises a ChannelError subclass naming the problem."""
         message_id, _ = await self.deliver(channel, to, text, subject=subject, thread=thread,
-                                           customer_id=customer_id)
+                                           customer_id=customer_id, contact_id=contact_id)
         return message_id
 
     async def deliver(self, channel: str, to: str, text: str, *, subject: str | None = None,

@@ -18,9 +18,10 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ctl.contacts.states import FINAL
 from ctl.errors import CtlError
 from ctl.store.db import Database
-from ctl.store.models import Identity, Ticket
+from ctl.store.models import Contact, Identity, Message, Ticket
 from ctl.tickets import rows
 from ctl.tickets.model import TicketView
 from ctl.tickets.service import TicketService
@@ -29,12 +30,15 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 LANGUAGES = ("en", "zh-CN")
 # Where a message for a ticket from each channel goes: the channel to send on and the
-# customer identity that is its address. A call is answered by SMS.
+# customer identity that is its address. A call is answered by SMS. A chat is answered
+# in that chat while it is open; once it is over nobody reads it, so the visitor's email
+# (given in the pre-chat form), else their phone, carries the news.
 ROUTES: dict[str, tuple[str, str]] = {
     "email": ("email", "email"), "sms": ("sms", "phone"), "voice": ("sms", "phone"),
     "wechat": ("wechat", "wechat_openid"), "weibo": ("weibo", "weibo_uid"),
     "douyin": ("douyin", "douyin_openid"),
 }
+AFTER_CHAT = (("email", "email"), ("sms", "phone"))
 STATUS_TEXT = {
     "en": {"new": "received", "open": "in progress", "pending_customer": "waiting for you",
            "pending_department": "with another team", "resolved": "resolved",
@@ -49,7 +53,8 @@ class Sender(Protocol):
     """What the channels' Outbound offers (its `send`)."""
 
     async def send(self, channel: str, to: str, text: str, *, subject: str | None = None,
-                   thread: str | None = None, customer_id: str | None = None) -> str: ...
+                   thread: str | None = None, customer_id: str | None = None,
+                   contact_id: str | None = None) -> str: ...
 
 
 def templates(directory: Path = TEMPLATES) -> set[str]:
@@ -92,24 +97,23 @@ class Notifications:
         if not ticket.notify:
             await self._record(ticket, "notify_skipped", template=template, reason="opted out")
             return None
-        route = ROUTES.get(ticket.channel or "")
-        address = await self._address(ticket.customer_id, route[1]) if route else None
-        if route is None or address is None:
+        channel, address, contact_id = await self._route(ticket)
+        if address is None:
             await self._record(ticket, "notify_skipped", template=template,
-                               reason=f"no {route[1] if route else 'address'} for channel "
-                                      f"{ticket.channel}")
+                               reason=f"no {channel} address for channel {ticket.channel}")
             return None
         subject, text = self.render(ticket, template, **extra)
         try:
-            message_id = await self._sender.send(route[0], address, text, subject=subject,
+            message_id = await self._sender.send(channel, address, text, subject=subject,
                                                  thread=ticket.id,
-                                                 customer_id=ticket.customer_id)
+                                                 customer_id=ticket.customer_id,
+                                                 contact_id=contact_id)
         except CtlError as e:  # the ticket's work goes on; the failure is on record
             log.warning("ticket #%s: %s notification failed: %s", ticket.number, template, e)
             await self._record(ticket, "notify_failed", template=template, reason=str(e))
             return None
         await self._record(ticket, "notified", public=True, template=template,
-                           channel=route[0], to=address, message_id=message_id)
+                           channel=channel, to=address, message_id=message_id)
         return message_id
 
     def render(self, ticket: TicketView, template: str, **extra: Any) -> tuple[str, str]:
@@ -123,6 +127,34 @@ class Notifications:
         if not first.startswith("Subject: "):
             return f"#{ticket.number}", text
         return first.removeprefix("Subject: ").strip(), rest.lstrip("\n")
+
+    async def _route(self, ticket: TicketView) -> tuple[str, str | None, str | None]:
+        """(channel, address or None, the chat contact to post into or None)."""
+        if ticket.channel == "chat":
+            chat = await self._open_chat(ticket.contact_ids)
+            if chat is not None:
+                return "chat", chat[1], chat[0]
+            for channel, kind in AFTER_CHAT:
+                address = await self._address(ticket.customer_id, kind)
+                if address is not None:
+                    return channel, address, None
+            return "email or sms", None, None
+        route = ROUTES.get(ticket.channel or "")
+        if route is None:
+            return str(ticket.channel), None, None
+        return route[0], await self._address(ticket.customer_id, route[1]), None
+
+    async def _open_chat(self, contact_ids: list[str]) -> tuple[str, str] | None:
+        """The newest linked chat still open, and the visitor's address in it."""
+        stmt = (select(Contact.id, Message.address)
+                .join(Message, Message.contact_id == Contact.id)
+                .where(Contact.id.in_(contact_ids), Contact.channel == "chat",
+                       Contact.state.not_in([str(s) for s in FINAL]),
+                       Message.direction == "in")
+                .order_by(Message.created_at.desc()).limit(1))
+        async with self._db.session(readonly=True) as s:
+            row = (await s.execute(stmt)).first()
+        return (row[0], row[1]) if row else None
 
     async def _address(self, customer_id: str | None, kind: str) -> str | None:
         if customer_id is None:

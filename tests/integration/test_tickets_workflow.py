@@ -16,6 +16,7 @@ import pytest
 from adapters.email.send import SmtpSender
 from ctl.channels.contract import Inbound
 from ctl.channels.settings import EmailSettings
+from ctl.contacts.states import ContactState
 from ctl.store.db import Database
 from ctl.tickets.search import Filters
 from tests.integration.smtp import Inbox, smtp_server
@@ -185,3 +186,20 @@ async def test_tickets_from_an_email_and_a_chat(flow: tuple[App, Clock, Inbox]) 
     assert set(c.contact_ids) == {chat.contact_id, c.task_contact_id}  # linked at one instant
     mine = await app.services.tickets.search(Filters(customer_id=chat.customer_id))
     assert [x.number for x in mine] == [c.number]  # what an agent serving them sees
+    # While the chat is open the news goes into it, where the visitor reads it...
+    notify = app.services.ticket_rules.notify
+    assert notify is not None
+    in_chat = await notify(c, "received")
+    assert in_chat is not None
+    said = await app.services.channels.conversation(chat.contact_id)
+    assert [(m["id"], m["direction"]) for m in said][-1] == (in_chat, "out")
+    # ...once it is over, to the email the visitor gave.
+    await app.services.routing.end(chat.contact_id, ContactState.ABANDONED, "left")
+    await notify(await app.services.tickets.get(c.id), "resolved")
+    mail_back = await inbox.next()
+    while mail_back["To"] != "chatter@example.com":  # earlier mails to the first customer
+        mail_back = await inbox.next()
+    assert mail_back["To"] == "chatter@example.com" and f"#{c.number}" in mail_back["Subject"]
+    told = [(e["data"]["channel"], e["data"]["to"]) for e in await app.services.tickets.history(
+        c.id) if e["kind"] == "notified"]
+    assert told == [("chat", "session-1"), ("email", "chatter@example.com")]
