@@ -8,17 +8,12 @@ from pathlib import Path
 from aiohttp import web
 
 from adapters.chat.socket import ChatSocket
-from ctl.channels.contract import Attachment, Rejected
+from ctl.channels.contract import Attachment, TooLarge
 from ctl.errors import BadRequest
 from ctl.services import SERVICES
 
 routes = web.RouteTableDef()
 _STATIC = Path(__file__).parent / "static"
-
-
-class TooLarge(Rejected):
-    status = 413
-    code = "too_large"
 
 
 @routes.get("/chat/widget.js")

@@ -41,6 +41,11 @@ class Rejected(ChannelError):
     code = "rejected"
 
 
+class TooLarge(Rejected):
+    status = 413
+    code = "too_large"
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     name: str

@@ -1,9 +1,12 @@
 """Agent API for conversations (thin: the channels service decides and stores).
 
+GET  /api/v1/me/conversations                   the contacts the agent holds (desk tabs)
 GET  /api/v1/contacts/{id}/messages[?after=SEQ]  the contact's messages
 GET  /api/v1/contacts/{id}/history               the customer's messages on every channel
-POST /api/v1/contacts/{id}/messages {"text"}     reply on the contact's channel
+POST /api/v1/contacts/{id}/messages {"text", "subject"?}  reply on the contact's channel;
+     multipart/form-data (text, subject, files) for a reply with attachments
 POST /api/v1/contacts/{id}/typing {"on"}         the agent types (web chat shows it)
+POST /api/v1/contacts/{id}/disposition {"disposition", "notes"}  the agent's wrap-up
 POST /api/v1/messages                            a system hands in a customer's message
 GET  /api/v1/attachments/{sha256}                an attachment's bytes
 """
@@ -12,13 +15,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from ctl.channels.contract import Inbound
+from ctl.channels.contract import Attachment, Inbound, TooLarge
 from ctl.errors import BadRequest
 from ctl.routing.http import _body, _field, _who
 
 routes = web.RouteTableDef()
+_MAX_FILES = 10
+
+
+@routes.get("/api/v1/me/conversations")
+async def conversations(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    return web.json_response({"conversations": await services.channels.conversations(who)})
 
 
 @routes.get("/api/v1/contacts/{contact}/messages")
@@ -42,9 +52,54 @@ async def history(request: web.Request) -> web.Response:
 @routes.post("/api/v1/contacts/{contact}/messages")
 async def reply(request: web.Request) -> web.Response:
     services, who = await _who(request)
-    text = _field(await _body(request), "text")
-    sent = await services.channels.reply(who, request.match_info["contact"], text)
+    if request.content_type == "multipart/form-data":
+        text, subject, files = await _form(request, services.channels.attachments.max_bytes)
+    else:
+        body = await _body(request)
+        text, subject, files = _field(body, "text"), _opt(body, "subject"), ()
+    sent = await services.channels.reply(who, request.match_info["contact"], text, files,
+                                         subject=subject)
     return web.json_response(sent, status=201)
+
+
+@routes.post("/api/v1/contacts/{contact}/disposition")
+async def disposition(request: web.Request) -> web.Response:
+    services, who = await _who(request)
+    body = await _body(request)
+    saved = await services.channels.disposition(
+        who, request.match_info["contact"], _opt(body, "disposition") or "",
+        _opt(body, "notes") or "")
+    return web.json_response(saved)
+
+
+async def _form(request: web.Request, limit: int
+                ) -> tuple[str, str | None, tuple[Attachment, ...]]:
+    """A reply as a form: fields text and subject, files of at most `limit` bytes each
+    (read no further than that: a huge upload is refused without being buffered)."""
+    text, subject = "", None
+    files: list[Attachment] = []
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest("a reply form holds fields and files, not nested forms")
+        if part.filename is None:
+            value = (await part.read(decode=True))[:100_000].decode("utf-8", "replace")
+            if part.name == "text":
+                text = value
+            elif part.name == "subject":
+                subject = value.strip() or None
+            continue
+        if len(files) == _MAX_FILES:
+            raise BadRequest(f"at most {_MAX_FILES} files in one reply")
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            data += chunk
+            if len(data) > limit:
+                raise TooLarge(f"attachment {part.filename!r} is larger than the limit of "
+                               f"{limit} bytes")
+        files.append(Attachment(part.filename, part.headers.get("Content-Type", ""),
+                                bytes(data)))
+    return text, subject, tuple(files)
 
 
 @routes.post("/api/v1/contacts/{contact}/typing")

@@ -28,7 +28,7 @@ from ctl.contacts.service import ContactService
 from ctl.contacts.states import ContactState
 from ctl.customers.identity import normalize
 from ctl.customers.service import CustomerService
-from ctl.errors import CtlError, Forbidden, InvalidTransition
+from ctl.errors import BadRequest, CtlError, Forbidden, InvalidTransition
 from ctl.routing.client import Routing
 from ctl.store.db import Database
 from ctl.store.models import CHANNELS, IDENTITY_KINDS, Contact
@@ -148,27 +148,58 @@ class ChannelService:
     # --- agents -------------------------------------------------------------------------
 
     async def reply(self, who: Principal, contact_id: str, text: str,
-                    attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
-        """An agent's reply in a contact they hold, sent on the contact's channel."""
-        contact = await self._contacts.get(contact_id)
-        if contact.agent_id != who.agent_id:
-            raise Forbidden(f"contact {contact_id} is not yours")
-        if contact.state not in ("assigned", "wrapup"):
-            raise InvalidTransition(f"contact {contact_id} is {contact.state}: replies go "
-                                    "to a contact you hold")
+                    attachments: tuple[Attachment, ...] = (),
+                    subject: str | None = None) -> dict[str, Any]:
+        """An agent's reply in a contact they hold, sent on the contact's channel.
+        `subject` (email) replaces the default "Re: <the customer's subject>"."""
+        contact = await self._held(who, contact_id)
         to = (contact.attributes or {}).get("address")
         if not to:
             raise InvalidTransition(f"contact {contact_id} has no customer address to reply to",
                                     hint="only contacts that came in on a digital channel do")
-        subject = (contact.attributes or {}).get("subject")
-        if subject and not subject.lower().startswith("re:"):
-            subject = f"Re: {subject}"
+        subject = " ".join((subject or "").split())[:500]  # one header line
+        if not subject:
+            subject = (contact.attributes or {}).get("subject")
+            if subject and not subject.lower().startswith("re:"):
+                subject = f"Re: {subject}"
+        for a in attachments:  # every file checked before any is stored or anything sent
+            self.attachments.check(a)
         stored = [await self.attachments.save(a) for a in attachments]
         message_id, seq = await self.outbound.deliver(
             contact.channel, to, text, subject=subject, thread=contact.external_ref,
             customer_id=contact.customer_id, contact_id=contact.id, author=who.agent_id,
             attachments=attachments, stored=stored)
         return {"id": message_id, "seq": seq}
+
+    async def conversations(self, who: Principal) -> list[dict[str, Any]]:
+        """The contacts the agent holds now, on every channel (the desk's tabs)."""
+        async with self._db.session(readonly=True) as s:
+            return await store.held(s, who.agent_id)
+
+    async def disposition(self, who: Principal, contact_id: str, disposition: str,
+                          notes: str) -> dict[str, str]:
+        """The agent's wrap-up of a contact they hold: a code and notes, kept in its
+        history (the latest one counts)."""
+        await self._held(who, contact_id)
+        disposition, notes = disposition.strip(), notes.strip()
+        if len(disposition) > 64:
+            raise BadRequest("disposition: at most 64 characters")
+        if len(notes) > 4000:
+            raise BadRequest("notes: at most 4,000 characters")
+        if not (disposition or notes):
+            raise BadRequest("disposition or notes: give at least one")
+        data = {"disposition": disposition, "notes": notes, "agent": who.agent_id}
+        await self._contacts.log(contact_id, "disposition", data)
+        return data
+
+    async def _held(self, who: Principal, contact_id: str) -> Contact:
+        contact = await self._contacts.get(contact_id)
+        if contact.agent_id != who.agent_id:
+            raise Forbidden(f"contact {contact_id} is not yours")
+        if contact.state not in store.HELD_STATES:
+            raise InvalidTransition(f"contact {contact_id} is {contact.state}: this is for a "
+                                    "contact you hold")
+        return contact
 
     async def messages(self, who: Principal, contact_id: str, after: int = 0
                        ) -> list[dict[str, Any]]:

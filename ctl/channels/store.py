@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from ctl.customers.service import identify_in
-from ctl.store.models import Base, Contact, Message, new_id, utcnow
+from ctl.store.models import Base, Contact, ContactEvent, Customer, Message, new_id, utcnow
 
 _MESSAGES = Base.metadata.tables["messages"]
 # Contacts a new message joins; wrap-up and final ones are over: the customer writing
 # again starts a new contact (routing's sticky step prefers the same agent).
 OPEN_STATES = ("new", "queued", "offered", "assigned")
+HELD_STATES = ("assigned", "wrapup")  # an agent works on it (replies are allowed)
 
 
 def key(value: str | None, size: int) -> str | None:
@@ -169,6 +170,38 @@ async def of_customer(s: AsyncSession, customer_id: str, limit: int = 500) -> li
     stmt = (select(Message).where(Message.customer_id == customer_id)
             .order_by(Message.created_at.desc()).limit(limit))
     return list(reversed(list(await s.scalars(stmt))))
+
+
+async def held(s: AsyncSession, agent_id: str) -> list[dict[str, Any]]:
+    """The contacts `agent_id` holds (every channel, voice included), oldest first, with
+    their customer's name, last message seq and latest disposition: the desk's tabs."""
+    last = (select(Message.contact_id, func.max(Message.seq).label("last_seq"))
+            .group_by(Message.contact_id).subquery())
+    rows = (await s.execute(
+        select(Contact, Customer.display_name, last.c.last_seq)
+        .outerjoin(Customer, Customer.id == Contact.customer_id)
+        .outerjoin(last, last.c.contact_id == Contact.id)
+        .where(Contact.agent_id == agent_id, Contact.state.in_(HELD_STATES))
+        .order_by(Contact.created_at))).all()
+    notes: dict[str, dict[str, Any]] = {}
+    if rows:
+        events = await s.scalars(
+            select(ContactEvent).where(ContactEvent.kind == "disposition",
+                                       ContactEvent.contact_id.in_([r[0].id for r in rows]))
+            .order_by(ContactEvent.id))
+        notes = {e.contact_id: dict(e.data or {}) for e in events}  # the latest wins
+    out = []
+    for contact, name, last_seq in rows:
+        attrs = contact.attributes or {}
+        out.append({
+            "contact_id": contact.id, "channel": contact.channel, "state": contact.state,
+            "customer_id": contact.customer_id,
+            "customer_name": name or attrs.get("caller_name") or None,
+            "address": attrs.get("address") or attrs.get("caller"),
+            "subject": attrs.get("subject"), "last_seq": last_seq or 0,
+            "opened_at": contact.created_at.isoformat(),
+            "disposition": notes.get(contact.id, {})})
+    return out
 
 
 def view(m: Message) -> dict[str, Any]:
