@@ -65,7 +65,7 @@ class Services:
                                    publish=self.cluster.publisher() if self.cluster else None)
         self.routing: Routing = RemoteRouting(self.cluster) if self.cluster else self.core
         self.leading = False
-        self.auth = AuthService(self.db, settings.routing.session_hours)
+        self.auth = AuthService(self.db, settings.routing.session_hours, secrets.csrf_key)
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
         self.calls = CallManager(

@@ -61,9 +61,23 @@ class Principal:
 
 
 class AuthService:
-    def __init__(self, db: Database, session_hours: float) -> None:
+    def __init__(self, db: Database, session_hours: float, csrf_key: str) -> None:
         self._db = db
         self._lifetime = timedelta(hours=session_hours)
+        self.lifetime_seconds = int(self._lifetime.total_seconds())
+        self._csrf_key = csrf_key.encode()
+
+    def csrf_token(self, token: str) -> str:
+        """The session's CSRF token: derived, so nothing more is stored, and useless for
+        any other session."""
+        return hmac.new(self._csrf_key, token.encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, token: str, sent: str | None) -> None:
+        if not sent:
+            raise Forbidden("missing CSRF token: send the X-CSRF-Token header "
+                            "(the desk page has it) with requests that change something")
+        if not hmac.compare_digest(sent, self.csrf_token(token)):
+            raise Forbidden("wrong CSRF token for this session: reload the desk page")
 
     async def login(self, username: str, password: str) -> tuple[str, Principal]:
         async with self._db.session(readonly=True) as s:

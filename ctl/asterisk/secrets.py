@@ -14,6 +14,7 @@ class Secrets:
     ari_password: str
     ami_secret: str
     session_key: str
+    csrf_key: str  # the agent desktop's CSRF tokens are HMACs of sessions with this key
 
 
 def load_or_create(data_dir: Path) -> Secrets:

@@ -1,9 +1,10 @@
 """The agent and supervisor API (REST and one websocket). Handlers only translate HTTP to
 service calls; the routing service decides and stores.
 
-Authentication is a bearer token from POST /api/v1/login. Browsers cannot set headers on
-a websocket, so /api/v1/ws also takes the token as its first message rather than in the
-URL, where it would end up in logs.
+Authentication is a bearer token from POST /api/v1/login, or the agent desktop's session
+cookie (ctl/web/auth.py). Browsers cannot set headers on a websocket, so /api/v1/ws also
+takes the token as its first message rather than in the URL, where it would end up in
+logs; the desktop's page needs neither: its cookie goes along.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from ctl.agents.auth import Principal
 from ctl.contacts.states import ContactState
 from ctl.errors import BadRequest, CtlError, Unauthorized
 from ctl.services import SERVICES, Services
+from ctl.web.auth import SESSION_COOKIE, credentials, same_origin, who
 
 routes = web.RouteTableDef()
+_who = who  # the name other capabilities' handlers import
 _AUTH_TIMEOUT = 10.0
 
 
@@ -43,17 +46,6 @@ def _field(body: dict[str, Any], name: str, kind: type = str) -> Any:
     return value
 
 
-async def _who(request: web.Request, role: str = "agent") -> tuple[Services, Principal]:
-    services = request.app[SERVICES]
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing bearer token", hint="POST /api/v1/login first")
-    principal = await services.auth.check(token)
-    principal.require(role)
-    return services, principal
-
-
 def _ok(**data: Any) -> web.Response:
     return web.json_response({"ok": True, **data})
 
@@ -71,8 +63,10 @@ async def logout(request: web.Request) -> web.Response:
     """End the session; the agent goes offline (its pending offers go to others)."""
     services, who = await _who(request)
     await services.routing.set_state(who.agent_id, "offline")
-    await services.auth.logout(request.headers["Authorization"].partition(" ")[2])
-    return _ok()
+    await services.auth.logout(credentials(request)[0])
+    response = _ok()
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 @routes.get("/api/v1/me")
@@ -220,8 +214,10 @@ async def events(request: web.Request) -> web.WebSocketResponse:
 
 async def _ws_login(services: Services, request: web.Request,
                     ws: web.WebSocketResponse) -> Principal:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token, by_cookie = credentials(request)
+    if by_cookie:
+        same_origin(request)  # another site's page would send this cookie along too
+    if not token:
         msg = await ws.receive(timeout=_AUTH_TIMEOUT)
         if msg.type is not WSMsgType.TEXT:
             raise Unauthorized("send {\"token\": ...} first")

@@ -1,0 +1,132 @@
+"""The agent desktop's pages: the login form, the panel, its strings and static files.
+
+The panel is one page; feature modules are the `static/modules/*.js` files (each
+`export function mount(desk)`), found here at each page load, so adding a module
+touches no shared file. What the page does after loading goes through /api/v1 with the
+session cookie set here (ctl/web/auth.py checks it and its CSRF token).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from ctl.agents.auth import Principal
+from ctl.desk import i18n
+from ctl.errors import CtlError, Unauthorized
+from ctl.services import SERVICES, Services
+from ctl.web.auth import SESSION_COOKIE, credentials, same_origin
+
+routes = web.RouteTableDef()
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+LANG_COOKIE = "ctl_lang"
+_PAGES = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                            autoescape=True, undefined=jinja2.StrictUndefined)
+# The panel's page holds the CSRF token: no cache may keep it, no other site may frame it.
+_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                 "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff"}
+
+
+def _render(name: str, lang: str, status: int = 200, **values: Any) -> web.Response:
+    table = i18n.strings(lang)
+
+    def t(key: str, **fill: Any) -> str:
+        return table.get(key, key).format(**fill) if fill else table.get(key, key)
+
+    html = _PAGES.get_template(name).render(lang=lang, t=t, languages=i18n.LANGUAGES, **values)
+    return web.Response(text=html, content_type="text/html", status=status,
+                        headers=_PAGE_HEADERS)
+
+
+def _language(request: web.Request, *setting: str | None) -> str:
+    return i18n.pick(request.query.get("lang"), *setting, request.cookies.get(LANG_COOKIE),
+                     accept=request.headers.get("Accept-Language", ""))
+
+
+def _remember_language(request: web.Request, response: web.StreamResponse, lang: str) -> None:
+    if request.query.get("lang") == lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/desk",
+                            samesite="Strict", secure=request.secure)
+
+
+async def _session(request: web.Request) -> tuple[Services, Principal, str] | None:
+    services = request.app[SERVICES]
+    token, by_cookie = credentials(request)
+    if not by_cookie:
+        return None
+    try:
+        return services, await services.auth.check(token), token
+    except Unauthorized:
+        return None
+
+
+def _listing(folder: str, suffix: str) -> list[str]:
+    return [f"/desk/static/{folder}/{p.name}" for p in sorted((STATIC / folder).glob(suffix))]
+
+
+@routes.get("/desk")
+async def bare(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/desk/")
+
+
+@routes.get("/desk/")
+async def panel(request: web.Request) -> web.Response:
+    found = await _session(request)
+    if found is None:
+        raise web.HTTPSeeOther("/desk/login")
+    services, who, token = found
+    agent = await services.agents.get(who.username)
+    lang = _language(request)
+    config = {
+        "me": {"agent_id": who.agent_id, "username": who.username, "role": who.role,
+               "language": lang, "display_name": agent.display_name},
+        "csrf": services.auth.csrf_token(token),
+        "modules": _listing("modules", "*.js"),
+        "i18n": f"/desk/i18n/{lang}.json",
+        "languages": list(i18n.LANGUAGES),
+    }
+    response = _render("desk.html", lang, styles=_listing("css", "*.css"),
+                       config=config)
+    _remember_language(request, response, lang)
+    return response
+
+
+@routes.get("/desk/login")
+async def login_page(request: web.Request) -> web.Response:
+    if await _session(request) is not None:
+        raise web.HTTPSeeOther("/desk/")
+    lang = _language(request)
+    response = _render("login.html", lang, error="", username="")
+    _remember_language(request, response, lang)
+    return response
+
+
+@routes.post("/desk/login")
+async def login(request: web.Request) -> web.Response:
+    """A plain form post: the login page works before (and without) any script."""
+    same_origin(request)  # no other site may log a browser in (login CSRF)
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    lang = _language(request)
+    services = request.app[SERVICES]
+    try:
+        token, _ = await services.auth.login(username.strip(), password)
+    except CtlError as e:
+        return _render("login.html", lang, status=e.status, error=str(e), username=username)
+    response = web.Response(status=303, headers={"Location": "/desk/"})
+    response.set_cookie(SESSION_COOKIE, token, max_age=services.auth.lifetime_seconds,
+                        path="/", httponly=True, samesite="Strict", secure=request.secure)
+    return response
+
+
+@routes.get("/desk/i18n/{lang}.json")
+async def strings(request: web.Request) -> web.Response:
+    return web.json_response(i18n.strings(request.match_info["lang"]),
+                             headers={"Cache-Control": "no-cache"})
+
+
+routes.static("/desk/static", STATIC)
