@@ -28,6 +28,7 @@ from ctl.customers.service import CustomerService
 from ctl.errors import BadRequest, CtlError
 from ctl.ivr import builtin
 from ctl.ivr.live import Ivr
+from ctl.knowledge.service import Knowledge
 from ctl.routing.client import RemoteRouting, Routing, handle
 from ctl.routing.cluster import Cluster
 from ctl.routing.notifier import Notifier
@@ -96,6 +97,7 @@ class Services:
         self.core.listeners.append(self.ticket_rules.on_routing)  # assignee follows the task
         self.channels.on_thread_reply = self.tickets.reply_in_thread  # answers reopen tickets
         self._sla: asyncio.Task[None] | None = None  # the leader watches SLA clocks
+        self.knowledge = Knowledge(self.db)  # quick replies and articles for the desk
         self.chat = ChatService(self.channels, self.contacts, self.routing, self.db,
                                 secrets.session_key, settings.default_region)
         self.core.listeners.append(self.channels.on_routing)  # chat visitors see their state
@@ -136,6 +138,8 @@ class Services:
         await self.ivr.start()
         self.events.start()
         self._sla = asyncio.create_task(self.ticket_rules.run())
+        if self.settings.knowledge_demo:
+            await self.knowledge.seed_demo()  # into an empty knowledge base only
         if self.transcripts is not None:
             self.transcripts.start()
         self.leading = True

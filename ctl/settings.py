@@ -233,6 +233,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)  # type: ignore[arg-type]
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     tickets_file: Path | None = None  # ticket rules, SLA, departments (ctl/tickets/rules.py)
+    knowledge_demo: bool = True  # demo articles and team replies into an empty knowledge base
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
     speech: SpeechSettings = Field(default_factory=SpeechSettings)  # type: ignore[arg-type]
 

@@ -15,7 +15,8 @@ import unicodedata
 MIN_CONFIDENCE = 0.34
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+# A CJK run and a run of other letters/digits are separate tokens ("iPhone退款": two).
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _IS_CJK = re.compile(rf"[{_CJK}]")
 _STOP_WORDS = (
     "a an the i i'm im me my to of for and or please want would like could can you your is "
@@ -30,12 +31,18 @@ def normalize(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Content tokens: English words without stop words (plural s dropped), Chinese bigrams."""
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words(text)]
+
+
+def words(text: str) -> list[str]:
+    """Content words as written: English words casefolded without stop words, Chinese
+    runs as bigrams (ctl/knowledge stems the English ones its own way)."""
     out: list[str] = []
     for run in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
         if _IS_CJK.match(run):
             out.extend(_bigrams(run))
         elif run not in _STOP:
-            out.append(run[:-1] if len(run) > 3 and run.endswith("s") else run)
+            out.append(run)
     return out
 
 

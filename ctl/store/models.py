@@ -327,3 +327,71 @@ class Message(Base):
     attachments: Mapped[list[Any]] = mapped_column(default=list)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = _created()
+
+
+class Article(Base):
+    """A knowledge-base article (ctl/knowledge). `version` counts saves; each earlier
+    version is kept in `article_versions`."""
+
+    __tablename__ = "articles"
+    __table_args__ = (Index("ix_articles_status_language", "status", "language"),)
+
+    id: Mapped[str] = _id()
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(16), default="markdown")  # markdown | text
+    language: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | published
+    length: Mapped[int] = mapped_column(Integer, default=0)  # indexed terms, for BM25
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ArticleVersion(Base):
+    """An article as it was before a save replaced it."""
+
+    __tablename__ = "article_versions"
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class ArticleTerm(Base):
+    """The inverted index of articles: how often each term occurs in one (title and tags
+    weigh more; see ctl/knowledge/search.py)."""
+
+    __tablename__ = "article_terms"
+    __table_args__ = (Index("ix_article_terms_term", "term"),)
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tf: Mapped[int] = mapped_column(Integer)
+
+
+class QuickReply(Base):
+    """A reply template: personal (`owner_id` the agent's) or the team's (`owner_id`
+    NULL). `body` may hold `{{ variables }}` (ctl/knowledge/variables.py)."""
+
+    __tablename__ = "quick_replies"
+    __table_args__ = (Index("ix_quick_replies_owner_id_shortcut", "owner_id", "shortcut"),)
+
+    id: Mapped[str] = _id()
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    shortcut: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Quick replies and the knowledge base the agent desktop offers (issue #8)."""
