@@ -17,6 +17,7 @@ from ctl.knowledge import http as knowledge_http
 from ctl.routing import http as routing_http
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings
+from ctl.supervision import http as supervision_http
 from ctl.tickets import http as tickets_http
 from ctl.web import demo, errors, health
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(wechat_http.routes)
     app.add_routes(tickets_http.routes)
     app.add_routes(knowledge_http.routes)
+    app.add_routes(supervision_http.routes)
     app.add_routes(demo.routes)
     app.add_routes(desk_http.routes)
     return app

@@ -37,6 +37,9 @@ from ctl.settings import Settings
 from ctl.speech import build as speech
 from ctl.store.db import Database, migrate
 from ctl.store.live import LiveState, make_live
+from ctl.supervision import client as supervision
+from ctl.supervision.monitor import Monitors
+from ctl.supervision.service import SupervisionService
 from ctl.telephony.ami import AmiClient
 from ctl.telephony.ari import AriClient
 from ctl.telephony.callbacks import Callbacks
@@ -77,6 +80,11 @@ class Services:
         self.voice = VoiceQueues(self.ari, self.core, self.db, self.calls,
                                  settings.routing.announce_every)
         self.callbacks = Callbacks(self.voice, self.calls, self.db, settings)
+        self.core_supervision = SupervisionService(self.core, Monitors(
+            self.ari, self.calls, self.voice, self.core, self.contacts, self.core.publish,
+            self.voice._endpoint), self.core.publish)
+        self.supervision: supervision.Supervision = \
+            supervision.RemoteSupervision(self.cluster) if self.cluster else self.core_supervision
         for q in settings.routing.queues:
             self.calls.flows[f"queue-{q.name}"] = builtin.queue(q.name, self.voice)
         self.ivr = Ivr(self)  # published YAML flows, for calls whose flow is not built in
@@ -137,6 +145,7 @@ class Services:
         await self.callbacks.restore()
         await self.ivr.start()
         self.events.start()
+        self.core_supervision.check()  # alerts for the contacts the rebuild found waiting
         self._sla = asyncio.create_task(self.ticket_rules.run())
         if self.settings.knowledge_demo:
             await self.knowledge.seed_demo()  # into an empty knowledge base only
@@ -151,6 +160,7 @@ class Services:
         await self.events.stop()
         if self.transcripts is not None:
             await self.transcripts.stop()
+        await self.core_supervision.stop()  # supervisors' phones hung up
         await self.calls.stop()  # calls stay in Stasis: the next leader adopts them
         await self.ivr.stop()
         await self.core.stop()
@@ -175,12 +185,19 @@ class Services:
             log.info("leading routing and telephony (epoch %d)", cluster.epoch)
             await self._lead()
             self._serving = asyncio.create_task(
-                cluster.serve(lambda op, args: handle(self.core, op, args)))
+                cluster.serve(self._command))
         elif not leader and self.leading:
             log.warning("routing lease lost: stepping down")
             if self._serving is not None:
                 self._serving.cancel()
             await self._follow()
+
+    async def _command(self, op: str, args: dict[str, Any]) -> Any:
+        """As leader: an operation another node asked for."""
+        if op.startswith(supervision.PREFIX):
+            return await supervision.handle(self.core_supervision,
+                                            op.removeprefix(supervision.PREFIX), args)
+        return await handle(self.core, op, args)
 
     async def _beat(self, every: float = 5.0) -> None:
         """Tell the other controllers sharing Redis that this node is alive."""

@@ -15,6 +15,7 @@ from ctl import yamlloc
 from ctl.channels.settings import ChannelSettings
 from ctl.durations import Seconds
 from ctl.errors import ConfigError
+from ctl.supervision.settings import AlertSettings
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 
@@ -116,6 +117,7 @@ class QueueSettings(BaseModel):
     ring_count: int = Field(3, ge=1)
     steps: list[StepSettings] = Field(default_factory=list)  # default routing criteria
     callback: bool = True  # callers may press 1 to leave the line and be called back
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
 
 
 class RoutingSettings(BaseModel):

@@ -29,6 +29,7 @@ class Routing(Protocol):
                        to_agent: str | None = None, hold: float = 0.0) -> None: ...
     async def consult(self, agent_id: str, contact_id: str, to_agent: str) -> None: ...
     async def end_consult(self, agent_id: str, contact_id: str, hand_over: bool) -> None: ...
+    async def take_over(self, by: str, contact_id: str) -> None: ...
     async def reload_agent(self, agent_id: str) -> None: ...
     async def agent_status(self, agent_id: str) -> dict[str, Any]: ...
     async def agents(self) -> list[dict[str, Any]]: ...
@@ -36,7 +37,7 @@ class Routing(Protocol):
 
 
 _OPS = frozenset({"enqueue", "end", "set_state", "accept", "decline", "complete",
-                  "end_wrapup", "transfer", "consult", "end_consult", "reload_agent",
+                  "end_wrapup", "transfer", "consult", "end_consult", "take_over", "reload_agent",
                   "agent_status", "agents", "queues"})
 
 
@@ -83,6 +84,9 @@ class RemoteRouting:
     async def end_consult(self, agent_id: str, contact_id: str, hand_over: bool) -> None:
         await self._cluster.call("end_consult", agent_id=agent_id, contact_id=contact_id,
                                  hand_over=hand_over)
+
+    async def take_over(self, by: str, contact_id: str) -> None:
+        await self._cluster.call("take_over", by=by, contact_id=contact_id)
 
     async def reload_agent(self, agent_id: str) -> None:
         await self._cluster.call("reload_agent", agent_id=agent_id)

@@ -23,6 +23,7 @@ from ctl.routing.model import (
     ContactRequest,
     Event,
     Step,
+    TakenOver,
     Transferred,
     WrapupStarted,
     later,
@@ -221,6 +222,33 @@ class Engine(Core):
             live.agent = to_agent
             self._settle_agent(old, now)
         self._settle_agent(other, now)
+        return self._flush()
+
+    def take_over(self, contact_id: str, by: str, now: float) -> list[Event]:
+        """A supervisor takes an assigned contact from its agent, who is free of it at
+        once. `by` needs room for the contact's channel (its capacity), not availability:
+        a supervisor away from routing still takes a chat by hand."""
+        live = self._contact(contact_id)
+        if live.state != "assigned" or live.agent is None:
+            raise InvalidTransition(f"contact {contact_id} is {live.state}: only a contact "
+                                    "an agent holds can be taken over")
+        new = self._agent(by)
+        channel = live.req.channel
+        if by == live.agent:
+            raise InvalidTransition(f"contact {contact_id} is already yours")
+        if not new.has_room(channel):
+            raise InvalidTransition(f"agent {by} has no room for a {channel} contact",
+                                    hint=f"raise their {channel} capacity (ctl agents set "
+                                    f"USER --capacity {channel}=N) or finish a contact")
+        self._drop_consult(live, now)
+        old, held_by = self.agents[live.agent], live.agent
+        old.free(channel, contact_id)
+        old.idle_since = now
+        new.take(channel, contact_id)
+        live.agent = by
+        self._index.reindex(new, self._configs)
+        self._out.append(TakenOver(contact_id, held_by, by))
+        self._settle_agent(old, now)
         return self._flush()
 
     def _drop_consult(self, live: Live, now: float) -> None:

@@ -214,6 +214,15 @@ class ConsultEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class TakenOver:
+    """A supervisor took the contact from its agent (a chat taken over): `by` holds it."""
+
+    contact_id: str
+    agent_id: str  # who held it before
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class WrapupStarted:
     contact_id: str
     agent_id: str
@@ -250,4 +259,4 @@ class AgentChanged:
 
 
 Event = (Offered | OfferEnded | Requeued | Assigned | Transferred | Consulting | ConsultEnded
-         | WrapupStarted | Released | Overflowed | StepExpired | AgentChanged)
+         | TakenOver | WrapupStarted | Released | Overflowed | StepExpired | AgentChanged)

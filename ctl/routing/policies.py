@@ -87,8 +87,10 @@ class AgentRt:
         return mine
 
     def routable(self, channel: str) -> bool:
-        if self.state is not AVAILABLE:
-            return False
+        return self.state is AVAILABLE and self.has_room(channel)
+
+    def has_room(self, channel: str) -> bool:
+        """Whether a contact of `channel` fits its capacity, whatever its state."""
         cfg = self.config
         if self.used.get(channel, 0) >= cfg.capacity.get(channel, 0):
             return False

@@ -195,6 +195,12 @@ class RoutingService:
             raise Forbidden(f"contact {contact_id} is not yours")
         await self._run(lambda now: self.engine.end_consult(contact_id, now, hand_over))
 
+    async def take_over(self, by: str, contact_id: str) -> None:
+        """A supervisor (`by`) takes a contact its agent holds (a chat taken over)."""
+        if by not in self.engine.agents:
+            await self.reload_agent(by)
+        await self._run(lambda now: self.engine.take_over(contact_id, by, now))
+
     async def reload_agent(self, agent_id: str) -> None:
         """Apply an agent's edited skills, profile or capacity."""
         async with self._db.session(readonly=True) as s:

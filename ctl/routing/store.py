@@ -38,6 +38,7 @@ from ctl.routing.model import (
     Requirement,
     Step,
     StepExpired,
+    TakenOver,
     Transferred,
     WrapupStarted,
 )
@@ -199,6 +200,9 @@ async def persist(s: AsyncSession, events: list[Event], queue_ids: dict[str, str
                 "agent": e.agent_id, "to": e.to_agent}))
             if e.handed_over:
                 contact.agent_id = e.to_agent
+        elif isinstance(e, TakenOver):
+            s.add(_log(contact.id, "takeover", {"agent": e.agent_id, "by": e.by}))
+            contact.agent_id = e.by
         elif isinstance(e, WrapupStarted):
             move_in(s, contact, ContactState.WRAPUP, "wrapup", {"ends_at": e.ends_at})
         elif isinstance(e, Released):

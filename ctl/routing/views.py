@@ -18,6 +18,7 @@ from ctl.routing.model import (
     Offered,
     OfferEnded,
     Released,
+    TakenOver,
     WrapupStarted,
 )
 
@@ -159,3 +160,6 @@ def messages(engine: Engine, events: list[Event]) -> Iterator[tuple[str, dict[st
         elif isinstance(e, Consulting | ConsultEnded):  # both agents see it
             yield f"agent:{e.agent_id}", {"type": kind, **body}
             yield f"agent:{e.to_agent}", {"type": kind, **body}
+        elif isinstance(e, TakenOver):  # the agent's panel lets the conversation go
+            yield f"agent:{e.agent_id}", {"type": kind, **body}
+            yield f"agent:{e.by}", {"type": kind, **body}

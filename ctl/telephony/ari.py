@@ -137,6 +137,26 @@ class AriClient:
                            maxDurationSeconds=max_seconds, maxSilenceSeconds=max_silence,
                            ifExists="overwrite", beep=beep, terminateOn="#")
 
+    async def snoop(self, channel_id: str, snoop_id: str, *, spy: str, whisper: str,
+                    app_args: str) -> None:
+        """A channel in our app that hears `channel_id` (spy: in|out|both|none) and
+        speaks into it (whisper: the direction its own audio is mixed into)."""
+        await self.request("POST", f"/channels/{channel_id}/snoop", spy=spy,
+                           whisper=whisper, app=self.app, appArgs=app_args, snoopId=snoop_id)
+
+    async def mute(self, channel_id: str, direction: str = "in") -> None:
+        await self.request("POST", f"/channels/{channel_id}/mute", direction=direction)
+
+    async def unmute(self, channel_id: str, direction: str = "in") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/mute", direction=direction)
+
+    async def set_var(self, channel_id: str, variable: str, value: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/variable", variable=variable,
+                           value=value)
+
+    async def bridge(self, bridge_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/bridges/{bridge_id}")  # type: ignore[no-any-return]
+
     async def channels(self) -> list[dict[str, Any]]:
         return await self.request("GET", "/channels")  # type: ignore[no-any-return]
 

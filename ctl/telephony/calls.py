@@ -32,9 +32,10 @@ OnClose = Callable[[str, str], Awaitable[bool]]
 LEG = "agent-leg"  # first Stasis argument of a phone the controller rang for a call
 CUSTOMER_LEG = "callback-leg"  # ... of a customer it calls back
 TRANSFER_LEG = "transfer-leg"  # ... of an outside number an IVR flow transfers to
+SUPERVISOR_LEG = "supervisor-leg"  # ... of a supervisor listening in, and their snoop
 # Channels the controller placed for a call carry one of these in CTL_FLOW (and as their
 # first Stasis argument): never a call of their own, to adopt after a restart.
-LEGS = (LEG, CUSTOMER_LEG, TRANSFER_LEG)
+LEGS = (LEG, CUSTOMER_LEG, TRANSFER_LEG, SUPERVISOR_LEG)
 
 
 class CallManager:
@@ -49,6 +50,8 @@ class CallManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._recovery: asyncio.Task[None] | None = None
         self.legs: dict[str, CallSession] = {}  # channels placed for a call -> its session
+        # Channels other services placed (supervisors' phones...) -> where their events go.
+        self.watched: dict[str, asyncio.Queue[Event]] = {}
         self.on_close: OnClose | None = None
         # Flows not in `flows` (the published IVR flows); None: the name is unknown.
         self.resolve: Callable[[str], Flow | None] | None = None
@@ -61,6 +64,8 @@ class CallManager:
         session = self.sessions.get(channel_id) or self.legs.get(channel_id)
         if session is not None:
             session.queue.put_nowait(event)
+        elif (inbox := self.watched.get(channel_id)) is not None:
+            inbox.put_nowait(event)
         elif event["type"] == "StasisStart" and event.get("application") == self.ari.app:
             args = [*event.get("args", []), "", ""]
             if args[0] in LEGS:  # answered after its call was gone
@@ -181,7 +186,7 @@ class CallManager:
         """After every (re)connect: adopt calls in Stasis we do not know, end the rest."""
         app = await self.ari.application()
         in_app = set(app.get("channel_ids", []))
-        for channel_id in in_app - set(self.sessions) - set(self.legs):
+        for channel_id in in_app - set(self.sessions) - set(self.legs) - set(self.watched):
             try:
                 channel = await self.ari.channel(channel_id)
                 flow = await self.ari.get_var(channel_id, "CTL_FLOW")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -19,6 +20,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from ctl.errors import CtlError
 from ctl.routing.engine import Engine
 from ctl.routing.model import (
     VOICE,
@@ -190,6 +192,23 @@ class Routing(RuleBasedStateMachine):
         steps = (Step(Requirement(agent=to), 10.0),) if to else ()
         self.transfers[contact] = self.transfers.get(contact, 0) + 1
         self.run(self.engine.transfer, contact, queue, self.now, steps)
+
+    @precondition(lambda self: any(c.state == "assigned" for c in self.engine.contacts.values()))
+    @rule(data=st.data(), by=st.sampled_from(["a0", "a1", "a2", "a3", "a4"]))
+    def take_over(self, data: st.DataObject, by: str) -> None:
+        """A supervisor takes a contact from its agent: it moves whole, or not at all."""
+        ids = sorted(c for c, v in self.engine.contacts.items() if v.state == "assigned")
+        contact = data.draw(st.sampled_from(ids))
+        live = self.engine.contacts[contact]
+        held_by, channel = live.agent, live.req.channel
+        agent = self.engine.agents.get(by)
+        if agent is None or by == held_by or not agent.has_room(channel):
+            with pytest.raises(CtlError):
+                self.engine.take_over(contact, by, self.now)
+            return
+        self.run(self.engine.take_over, contact, by, self.now)
+        assert live.agent == by and contact in agent.contacts
+        assert held_by is not None and contact not in self.engine.agents[held_by].contacts
 
     @precondition(lambda self: self.engine.contacts)
     @rule(data=st.data())
