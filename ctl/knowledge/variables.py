@@ -51,8 +51,9 @@ def check(body: str) -> None:
              if isinstance(n.node, nodes.Name) and n.node.name in VARIABLES]
     unknown = [u for u in used if u not in VARIABLES and u not in names()]
     if unknown:
-        raise BadRequest(f"unknown variable {unknown[0]} in the reply",
-                         hint="variables: " + ", ".join(names()))
+        # The list is in the message, not a hint: the editor shows the message.
+        raise BadRequest(f"unknown variable {unknown[0]} in the reply (there are "
+                         f"{', '.join(names())})")
     # What the names alone do not show (subscripts, filters on wrong types) fails here.
     render(body, {g: {f: f"<{g}.{f}>" for f in fields} for g, fields in VARIABLES.items()})
 

@@ -73,9 +73,8 @@ def test_a_document_holding_every_query_word_is_ranked(docs: list[list[str]],
 
 def test_variables_are_checked_when_saved() -> None:
     variables.check("Hi {{ customer.name or 'there' }}, ticket #{{ ticket.number }}")
-    with pytest.raises(BadRequest, match="unknown variable custmer") as e:
+    with pytest.raises(BadRequest, match=r"unknown variable custmer .*customer\.name"):
         variables.check("Hi {{ custmer.name }}")
-    assert e.value.hint and "customer.name" in e.value.hint
     with pytest.raises(BadRequest, match=r"unknown variable customer\.nmae"):
         variables.check("Hi {{ customer.nmae }}")
     with pytest.raises(BadRequest, match="invalid"):
