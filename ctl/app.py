@@ -12,6 +12,7 @@ from adapters.sms import http as sms_http
 from adapters.wechat import http as wechat_http
 from ctl.asterisk.secrets import load_or_create
 from ctl.channels import http as channels_http
+from ctl.customers import http as customers_http
 from ctl.desk import http as desk_http
 from ctl.knowledge import http as knowledge_http
 from ctl.routing import http as routing_http
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(tickets_http.routes)
     app.add_routes(knowledge_http.routes)
     app.add_routes(supervision_http.routes)
+    app.add_routes(customers_http.routes)
     app.add_routes(demo.routes)
     app.add_routes(desk_http.routes)
     return app

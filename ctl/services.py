@@ -24,6 +24,7 @@ from ctl.channels.outbound import Outbound
 from ctl.channels.service import ChannelService
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import ContactState
+from ctl.customers.records import CustomerRecords
 from ctl.customers.service import CustomerService
 from ctl.errors import BadRequest, CtlError
 from ctl.ivr import builtin
@@ -59,6 +60,8 @@ class Services:
         self.live: LiveState = make_live(settings.redis_url)
         self.contacts = ContactService(self.db)
         self.customers = CustomerService(self.db)
+        self.customer_records = CustomerRecords(self.db, settings.crm, settings.recordings_dir,
+                                                settings.default_region)
         self.agents = AgentService(self.db)
         self.notifier = Notifier()
         # With Redis, several controllers share the work and one of them leads (routing,
@@ -212,6 +215,7 @@ class Services:
         await self.email.stop()
         await self.sms.close()
         await self.wechat.close()
+        await self.customer_records.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

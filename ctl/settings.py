@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ctl import yamlloc
 from ctl.channels.settings import ChannelSettings
+from ctl.customers.crm import CrmSettings
 from ctl.durations import Seconds
 from ctl.errors import ConfigError
 from ctl.supervision.settings import AlertSettings
@@ -238,6 +239,7 @@ class Settings(BaseSettings):
     knowledge_demo: bool = True  # demo articles and team replies into an empty knowledge base
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
     speech: SpeechSettings = Field(default_factory=SpeechSettings)  # type: ignore[arg-type]
+    crm: CrmSettings = Field(default_factory=CrmSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
@@ -254,6 +256,11 @@ class Settings(BaseSettings):
     @property
     def flows_dir(self) -> Path:
         return self.ivr.flows_dir or Path(__file__).resolve().parent.parent / "ivr_flows"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where Asterisk writes recordings (bridges, voicemails)."""
+        return (self.data_dir / "asterisk" / "spool" / "recording").resolve()
 
     @property
     def db_url(self) -> str:

@@ -268,7 +268,7 @@ class Ivr:
         settings = services.settings
         self.registry = FlowRegistry(services.db, settings.flows_dir, self.known,
                                      watch_every=1.0 if settings.ivr.watch else None)
-        self.recordings = (settings.data_dir / "asterisk" / "spool" / "recording").resolve()
+        self.recordings = settings.recordings_dir
         host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") \
             else "127.0.0.1"
         self.base_vars = {"ctl_url": f"http://{host}:{settings.http_port}"}

@@ -51,5 +51,5 @@ def transcriber(settings: Settings, db: Database, contacts: ContactService
     sp = settings.speech
     if not sp.transcripts:
         return None
-    recordings = (settings.data_dir / "asterisk" / "spool" / "recording").resolve()
+    recordings = settings.recordings_dir
     return Transcriber(db, contacts, recordings, sp.vosk_models, sp.transcript_language)

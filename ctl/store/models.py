@@ -92,7 +92,49 @@ class Customer(Base):
     id: Mapped[str] = _id()
     display_name: Mapped[str | None] = mapped_column(String(200))
     tier: Mapped[str] = mapped_column(String(32), default="standard")
+    language: Mapped[str | None] = mapped_column(String(16))
+    # Set when a supervisor merged this customer into another (kept for the audit trail
+    # and for unmerging); everything it owned moved to that one.
+    merged_into: Mapped[str | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = _created()
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tags"
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+class CustomerMerge(Base):
+    """A manual merge of `merged_id` into `survivor_id`: who, when, and (in
+    `customer_merge_rows`) exactly which rows moved, so an unmerge moves those back."""
+
+    __tablename__ = "customer_merges"
+
+    id: Mapped[str] = _id()
+    survivor_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             index=True)
+    merged_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                           index=True)
+    merged_by: Mapped[str] = mapped_column(String(64))
+    merged_at: Mapped[datetime] = _created()
+    moved: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kind -> count
+    undone_by: Mapped[str | None] = mapped_column(String(64))
+    undone_at: Mapped[datetime | None]
+
+
+class CustomerMergeRow(Base):
+    __tablename__ = "customer_merge_rows"
+
+    merge_id: Mapped[str] = mapped_column(ForeignKey("customer_merges.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # identity, contact...
+    row_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # a tag: its name
 
 
 class Identity(Base):
