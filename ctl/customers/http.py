@@ -16,7 +16,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ctl.errors import BadRequest
-from ctl.routing.http import _body, _field, _who
+from ctl.routing.http import _body, _field
+from ctl.web.auth import who as _who
 
 routes = web.RouteTableDef()
 _PAGE = 20
