@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from adapters.chat import http as chat_http
+from adapters.douyin import http as douyin_http
 from adapters.sms import http as sms_http
 from adapters.wechat import http as wechat_http
+from adapters.weibo import http as weibo_http
 from ctl.asterisk.secrets import load_or_create
 from ctl.channels import http as channels_http
 from ctl.customers import http as customers_http
@@ -41,6 +43,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(chat_http.routes)
     app.add_routes(sms_http.routes)
     app.add_routes(wechat_http.routes)
+    app.add_routes(weibo_http.routes)
+    app.add_routes(douyin_http.routes)
     app.add_routes(tickets_http.routes)
     app.add_routes(knowledge_http.routes)
     app.add_routes(supervision_http.routes)

@@ -10,11 +10,15 @@ from typing import Any
 from aiohttp import web
 
 from adapters.chat.service import ChatService
+from adapters.douyin.api import DouyinApi
+from adapters.douyin.webhook import DouyinWebhook
 from adapters.email.adapter import EmailAdapter
 from adapters.sms.gateway import SmsGateway
 from adapters.sms.webhook import SmsWebhook
 from adapters.wechat.api import WechatApi
 from adapters.wechat.callback import WechatCallback
+from adapters.weibo.api import WeiboApi
+from adapters.weibo.callback import WeiboPush
 from ctl.agents.auth import AuthService
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
@@ -122,6 +126,15 @@ class Services:
             self.outbound.register("wechat", self.wechat)
         self.wechat_callback = WechatCallback(self.channels, ch.wechat) \
             if ch.wechat.token else None
+        self.weibo = WeiboApi(ch.weibo)
+        if ch.weibo.access_token:
+            self.outbound.register("weibo", self.weibo)
+        self.weibo_push = WeiboPush(self.channels, ch.weibo) if ch.weibo.app_secret else None
+        self.douyin = DouyinApi(ch.douyin)
+        if ch.douyin.open_id and ch.douyin.access_token:
+            self.outbound.register("douyin", self.douyin)
+        self.douyin_webhook = DouyinWebhook(self.channels, ch.douyin) \
+            if ch.douyin.client_secret else None
         self.tts = speech.tts(settings)
         self.recognizer = speech.recognizer(settings, secrets)
         self.transcripts = speech.transcriber(settings, self.db, self.contacts)  # leader's
@@ -216,6 +229,8 @@ class Services:
         await self.sms.close()
         await self.wechat.close()
         await self.customer_records.close()
+        await self.weibo.close()
+        await self.douyin.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -37,7 +37,7 @@ class Tokens:
 
     def read(self, token: str) -> Visitor:
         body, _, sig = token.rpartition(".")
-        if not body or not hmac.compare_digest(sig, self._sign(body)):
+        if not body or not hmac.compare_digest(sig.encode(), self._sign(body).encode()):
             raise Unauthorized("this chat session token is not valid",
                                hint="start a new chat (the pre-chat form)")
         try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.webhooks import read_body
 from ctl.errors import NotFound
 from ctl.services import SERVICES
 
 routes = web.RouteTableDef()
-_MAX_BODY = 64 * 1024
 
 
 @routes.post("/channels/sms/{kind:inbound|status}")
@@ -16,9 +16,7 @@ async def webhook(request: web.Request) -> web.Response:
     hook = request.app[SERVICES].sms_webhook
     if hook is None:
         raise NotFound("SMS is not configured (channels.sms.secret)")
-    body = await request.content.read(_MAX_BODY + 1)
-    if len(body) > _MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=_MAX_BODY, actual_size=len(body))
+    body = await read_body(request)
     hook.verify(request.headers.get("X-Timestamp"), request.headers.get("X-Signature"), body)
     if request.match_info["kind"] == "status":
         known = await hook.status(body)

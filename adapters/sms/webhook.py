@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
+from adapters.webhooks import json_object
 from ctl.channels.contract import Inbound, Received
 from ctl.channels.service import ChannelService
 from ctl.errors import BadRequest, CtlError, Unauthorized
@@ -52,7 +51,8 @@ class SmsWebhook:
         if abs(now - at) > self._skew:
             raise Unauthorized(f"sms webhook: timestamp is {now - at:.0f} s off; the limit is "
                                f"{self._skew:.0f} s (stale or replayed)")
-        if not hmac.compare_digest(signature.lower(), sign(self._secret, timestamp, body)):
+        if not hmac.compare_digest(signature.lower().encode(),
+                                                     sign(self._secret, timestamp, body).encode()):
             raise Unauthorized("sms webhook: the signature does not match")
         while self._seen and next(iter(self._seen.values())) < now - self._skew:
             self._seen.popitem(last=False)
@@ -62,7 +62,7 @@ class SmsWebhook:
 
     async def inbound(self, body: bytes) -> Received:
         """{"from", "text", "id", "to"?}: a customer's SMS."""
-        data = _json(body)
+        data = json_object(body, "sms webhook: the body")
         sender, text = data.get("from"), data.get("text")
         if not isinstance(sender, str) or not isinstance(text, str):
             raise BadRequest('sms webhook: "from" and "text" (strings) are required')
@@ -74,20 +74,10 @@ class SmsWebhook:
 
     async def status(self, body: bytes) -> bool:
         """{"id", "status": delivered|failed|sent, "reason"?}: a delivery receipt."""
-        data = _json(body)
+        data = json_object(body, "sms webhook: the body")
         ref, status = data.get("id"), data.get("status")
         if not isinstance(ref, str) or not isinstance(status, str):
             raise BadRequest('sms status: "id" and "status" (strings) are required')
         reason = data.get("reason")
         return await self._channels.status("sms", ref, status,
                                            str(reason) if reason is not None else None)
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError as e:
-        raise BadRequest(f"sms webhook: the body is not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("sms webhook: the body must be a JSON object")
-    return data

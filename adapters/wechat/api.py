@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
+from adapters.webhooks import JsonApi
 from ctl.channels.contract import ChannelError, Outgoing
 from ctl.channels.settings import WechatSettings
 
@@ -28,9 +27,8 @@ class WechatApi:
     def __init__(self, settings: WechatSettings,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._s = settings
-        self._base = settings.api_base.rstrip("/")
+        self._api = JsonApi("wechat", settings.api_base)
         self._clock = clock
-        self._http: aiohttp.ClientSession | None = None
         self._token: str | None = None
         self._until = 0.0
         self._lock = asyncio.Lock()  # one token request at a time, shared by all sends
@@ -49,8 +47,8 @@ class WechatApi:
         return None  # the API gives no message id
 
     async def _post_send(self, token: str, body: bytes) -> dict[str, Any]:
-        url = f"{self._base}/cgi-bin/message/custom/send"
-        return await self._call("POST", url, {"access_token": token}, body)
+        return await self._api.call("POST", "/cgi-bin/message/custom/send",
+                                    params={"access_token": token}, body=body)
 
     async def _access_token(self, stale: str | None = None) -> str:
         async with self._lock:
@@ -59,7 +57,7 @@ class WechatApi:
             if not self._s.app_id or not self._s.app_secret:
                 raise ChannelError("wechat: channels.wechat.app_id and app_secret are needed "
                                    "to send")
-            answer = await self._call("GET", f"{self._base}/cgi-bin/token", {
+            answer = await self._api.call("GET", "/cgi-bin/token", params={
                 "grant_type": "client_credential", "appid": self._s.app_id,
                 "secret": self._s.app_secret})
             _ok(answer, "token")
@@ -71,31 +69,8 @@ class WechatApi:
             self._until = self._clock() + max(0.0, expires - self._s.token_margin)
             return token
 
-    async def _call(self, method: str, url: str, params: dict[str, str],
-                    body: bytes | None = None) -> dict[str, Any]:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
-        headers = {"Content-Type": "application/json; charset=utf-8"} if body else None
-        try:
-            async with self._http.request(method, url, params=params, data=body,
-                                          headers=headers) as r:
-                text = await r.text()
-                if r.status >= 300:
-                    raise ChannelError(f"wechat: {url} answered {r.status}: {text[:200]}")
-        except aiohttp.ClientError as e:
-            raise ChannelError(f"wechat: {url}: {e}") from None
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise ChannelError(f"wechat: {url} answered no JSON object: {text[:200]}")
-        return answer
-
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._api.close()
 
 
 def _ok(answer: dict[str, Any], what: str) -> None:

@@ -8,20 +8,16 @@ FromUserName + CreateTime as their key.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from typing import Any
 
+from adapters.webhooks import Deadline
 from adapters.wechat.crypto import MessageCrypt, check
 from ctl.channels.contract import Inbound
 from ctl.channels.service import ChannelService
 from ctl.channels.settings import WechatSettings
 from ctl.errors import BadRequest, Unauthorized
-
-log = logging.getLogger(__name__)
 
 
 class WechatCallback:
@@ -33,7 +29,7 @@ class WechatCallback:
         self._clock = clock
         self._crypt = MessageCrypt(settings.encoding_aes_key, settings.app_id) \
             if settings.encoding_aes_key else None
-        self._pending: set[asyncio.Task[Any]] = set()
+        self.deadline = Deadline("wechat", settings.answer_within)
 
     def verify_url(self, query: Mapping[str, str]) -> str:
         """The echostr to echo back when WeChat's GET is signed with our token."""
@@ -52,19 +48,8 @@ class WechatCallback:
         inbound = to_inbound(fields)
         if inbound is None:
             return "success"  # an event that is no customer message (menu view, location)
-        task = asyncio.ensure_future(self._channels.receive(inbound))
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self._s.answer_within)
-        except TimeoutError:
-            # Still storing: keep it running; WeChat's retry will find it stored.
-            self._pending.add(task)
-            task.add_done_callback(self._done)
+        await self.deadline.run(self._channels.receive(inbound))
         return "success"
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("wechat: a slow message failed: %s", task.exception())
 
     def _signed(self, query: Mapping[str, str]) -> None:
         ts, nonce = query.get("timestamp", ""), query.get("nonce", "")

@@ -30,7 +30,7 @@ def signature(*parts: str) -> str:
 def check(expected: str | None, *parts: str, what: str = "signature") -> None:
     if not expected:
         raise Unauthorized(f"wechat: the {what} is missing")
-    if not hmac.compare_digest(expected.lower(), signature(*parts)):
+    if not hmac.compare_digest(expected.lower().encode(), signature(*parts).encode()):
         raise Unauthorized(f"wechat: the {what} does not match (wrong token or tampered)")
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.webhooks import read_body
 from adapters.wechat.callback import WechatCallback
 from ctl.errors import NotFound
 from ctl.services import SERVICES
 
 routes = web.RouteTableDef()
-_MAX_BODY = 64 * 1024
 
 
 def _hook(request: web.Request) -> WechatCallback:
@@ -27,7 +27,5 @@ async def verify(request: web.Request) -> web.Response:
 @routes.post("/channels/wechat")
 async def message(request: web.Request) -> web.Response:
     hook = _hook(request)
-    body = await request.content.read(_MAX_BODY + 1)
-    if len(body) > _MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=_MAX_BODY, actual_size=len(body))
+    body = await read_body(request)
     return web.Response(text=await hook.handle(request.query, body))

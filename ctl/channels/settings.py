@@ -90,6 +90,35 @@ class WechatSettings(BaseModel):
         return value
 
 
+class WeiboSettings(BaseModel):
+    """Sina Weibo's fan service (粉丝服务平台): the message push URL and the reply API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_secret: str | None = None  # the App Secret of the APPKEY set in the console; None: off
+    access_token: str = ""  # the fan-service token from the console's developer page: replies
+    api_base: str = "https://m.api.weibo.com"
+    max_skew: float = Field(300.0, gt=0)  # pushes whose timestamp is further off: refused
+    answer_within: float = Field(4.0, gt=0)  # Weibo gives up after 5 s
+
+
+class DouyinSettings(BaseModel):
+    """Douyin Open Platform: the webhook (private messages) and the send-message API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_secret: str | None = None  # the app's client_secret: signs webhooks; None: off
+    client_key: str = ""  # the app's client_key: webhooks for other apps are refused
+    # The business account that authorized the app (scope im.direct_message): its open_id
+    # and user access token; replies need both. With refresh_token, an expired token is
+    # renewed (in memory) once when Douyin says so.
+    open_id: str = ""
+    access_token: str = ""
+    refresh_token: str = ""
+    api_base: str = "https://open.douyin.com"
+    answer_within: float = Field(4.0, gt=0)  # Douyin gives up after 5 s
+
+
 class ChannelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -109,6 +138,8 @@ class ChannelSettings(BaseModel):
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
     sms: SmsSettings = Field(default_factory=SmsSettings)  # type: ignore[arg-type]
     wechat: WechatSettings = Field(default_factory=WechatSettings)  # type: ignore[arg-type]
+    weibo: WeiboSettings = Field(default_factory=WeiboSettings)  # type: ignore[arg-type]
+    douyin: DouyinSettings = Field(default_factory=DouyinSettings)  # type: ignore[arg-type]
 
     def queue_for(self, channel: str) -> str:
         return self.queues.get(channel, self.queue)

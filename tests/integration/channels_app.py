@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 from sqlalchemy.engine import make_url
@@ -22,6 +23,7 @@ from ctl.agents.service import RoutingChanges
 from ctl.app import create_app
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings, load_settings
+from tests.integration.agent_api import Panel
 from tests.integration.conftest import PG_ADMIN
 from tests.integration.harness import free_port
 
@@ -90,3 +92,40 @@ async def add_agent(services: Services, username: str, role: str = "agent",
         role=role, capacity={"chat": 3, "email": 3, "api": 3, "sms": 3},
         profile=[{"queue": q, "priority": 1, "delay": 0} for q in queues]))
     return password
+
+
+async def platform_agent(app: App, http: aiohttp.ClientSession, channel: str) -> Panel:
+    """An available agent of the general queue with capacity for `channel`, listening."""
+    user = f"{channel[:2]}{uuid.uuid4().hex[:8]}"
+    _, password = await app.services.agents.create(user, user.title(),
+                                                   str(5000000 + uuid.uuid4().int % 1000000))
+    await app.services.agents.configure(user, RoutingChanges(
+        role="agent", capacity={channel: 2},
+        profile=[{"queue": "general", "priority": 1, "delay": 0}]))
+    agent = await Panel(app.base, http).login(user, password)
+    await agent.listen()
+    await agent.state("available")
+    return agent
+
+
+@contextlib.asynccontextmanager
+async def fake_platform(app: web.Application) -> AsyncIterator[str]:
+    """A platform's fake API (aiohttp `app`) on a free loopback port: its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def platform_app(data_dir: Path, **channels: Any) -> AsyncIterator[App]:
+    """ctl on SQLite with `channels`; no rate limit in the way of many webhooks from one
+    sender (hypothesis)."""
+    async with database("sqlite", data_dir) as url, \
+            running(channel_settings(data_dir, url, rate_burst=10_000,
+                                     rate_per_minute=600_000, **channels)) as a:
+        yield a

@@ -26,13 +26,15 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from adapters.wechat.api import WechatApi
-from ctl.agents.service import RoutingChanges
 from ctl.channels.contract import ChannelError, DeliveryFailed, Outgoing
 from ctl.channels.settings import WechatSettings
 from ctl.store.models import Identity, Message
-from tests.integration.agent_api import Panel
-from tests.integration.channels_app import App, channel_settings, database, running
-from tests.integration.harness import free_port
+from tests.integration.channels_app import (
+    App,
+    fake_platform,
+    platform_agent,
+    platform_app,
+)
 
 TOKEN, APP_ID, SECRET = "pamtest", "wxb11529c136998cb6", "app-secret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # WeChat's sample EncodingAESKey
@@ -97,22 +99,15 @@ async def fake() -> AsyncIterator[tuple[FakeWechat, int]]:
     app = web.Application()
     app.router.add_get("/cgi-bin/token", wx.token)
     app.router.add_post("/cgi-bin/message/custom/send", wx.send)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield wx, port
-    await runner.cleanup()
+    async with fake_platform(app) as base:
+        yield wx, int(base.rsplit(":", 1)[1])
 
 
 @contextlib.asynccontextmanager
 async def wechat_app(data_dir: Path, port: int) -> AsyncIterator[App]:
     wechat = {"token": TOKEN, "app_id": APP_ID, "app_secret": SECRET,
               "encoding_aes_key": AES_KEY, "api_base": f"http://127.0.0.1:{port}"}
-    # Hypothesis sends many callbacks from one sender: no rate limit in the way.
-    async with database("sqlite", data_dir) as url, \
-            running(channel_settings(data_dir, url, wechat=wechat, rate_burst=10_000,
-                                     rate_per_minute=600_000)) as a:
+    async with platform_app(data_dir, wechat=wechat) as a:
         yield a
 
 
@@ -253,16 +248,9 @@ async def test_agent_takes_the_chat_and_replies_on_wechat(tmp_path: Path,
 
 
 async def _agent_replies(app: App, wx: FakeWechat) -> None:
-    user, openid = f"w{uuid.uuid4().hex[:8]}", f"o{uuid.uuid4().hex[:20]}"
-    _, password = await app.services.agents.create(user, user.title(),
-                                                   str(5000000 + uuid.uuid4().int % 1000000))
-    await app.services.agents.configure(user, RoutingChanges(
-        role="agent", capacity={"wechat": 2},
-        profile=[{"queue": "general", "priority": 1, "delay": 0}]))
+    openid = f"o{uuid.uuid4().hex[:20]}"
     async with aiohttp.ClientSession() as http:
-        agent = await Panel(app.base, http).login(user, password)
-        await agent.listen()
-        await agent.state("available")
+        agent = await platform_agent(app, http, "wechat")
         assert await post(app, http, text_xml(openid, "能退款吗", "64000001")) == (200, "success")
         [msg] = await stored(app, "wechat:64000001")
         offer = await agent.next("offer")

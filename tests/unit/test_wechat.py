@@ -82,5 +82,5 @@ async def test_answers_within_the_limit_while_storing_goes_on() -> None:
     assert await hook.handle(q, body) == "success"
     assert channels.got == []
     channels.release.set()
-    await asyncio.gather(*hook._pending)
+    await hook.deadline.settle()
     assert [m.text for m in channels.got] == ["hi"]

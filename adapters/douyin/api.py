@@ -1,0 +1,106 @@
+"""Replies through Douyin's send-message API (发送私信消息), as the business account.
+
+POST {api_base}/im/send/msg/?open_id=<the business account> with the header
+`access-token` (the account's user access token, scope im.direct_message) and JSON
+{"msg_id": the customer message answered, "conversation_id": its conversation_short_id,
+"to_user_id": the customer's open_id, "content": {"msg_type": 1, "text": {"text"}}}.
+Douyin only lets a business answer a customer's message, so a reply names the latest
+customer message of the conversation (the contract's `refs`). Douyin answers
+{"data": {"msg_id", "error_code", "description"}, "extra": {...}} (older APIs) or
+{"err_no", "err_msg", "data"}; both are read. On an expired or invalid token
+(2190008, 2190002) it is renewed once through /oauth/refresh_token/ when a refresh_token
+is configured.
+
+Assumption: msg_type 1 is text in the send API's content, as in Douyin's examples we
+could read; the renewed tokens live in memory only (the next start uses the configured
+ones, and Douyin's refresh_token lasts 30 days).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from adapters.douyin.webhook import MESSAGE_REF
+from adapters.webhooks import JsonApi
+from ctl.channels.contract import ChannelError, Outgoing
+from ctl.channels.settings import DouyinSettings
+
+_STALE_TOKEN = frozenset({2190008, 2190002})
+
+
+class DouyinApi:
+    def __init__(self, settings: DouyinSettings) -> None:
+        self._s = settings
+        self._api = JsonApi("douyin", settings.api_base)
+        self._token = settings.access_token
+        self._refresh = settings.refresh_token
+        self._lock = asyncio.Lock()
+        self.refreshes = 0
+
+    async def send(self, out: Outgoing) -> str | None:
+        answered = next((r[len(MESSAGE_REF):] for r in reversed(out.refs)
+                         if r.startswith(MESSAGE_REF)), None)
+        if answered is None or "/" not in answered:
+            raise ChannelError("douyin: a reply needs a customer's message to answer "
+                               "(Douyin lets a business only answer)")
+        if not self._s.open_id or not self._token:
+            raise ChannelError("douyin: channels.douyin.open_id and access_token are needed "
+                               "to send")
+        conversation, msg_id = answered.rsplit("/", 1)
+        body = json.dumps({"msg_id": msg_id, "conversation_id": conversation,
+                           "to_user_id": out.to,
+                           "content": {"msg_type": 1, "text": {"text": out.text}}},
+                          ensure_ascii=False).encode()
+        token = self._token
+        answer = await self._send(token, body)
+        if _code(answer) in _STALE_TOKEN and self._refresh:
+            answer = await self._send(await self._renew(token), body)
+        if _code(answer):
+            raise ChannelError(f"douyin: im/send/msg failed: error {_code(answer)}: "
+                               f"{_description(answer)}")
+        data = answer.get("data")
+        sent = data.get("msg_id") if isinstance(data, dict) else None
+        return f"douyin:sent:{sent}" if sent else None
+
+    async def _send(self, token: str, body: bytes) -> dict[str, Any]:
+        return await self._api.call("POST", "/im/send/msg/", params={"open_id": self._s.open_id},
+                                    body=body, headers={"access-token": token})
+
+    async def _renew(self, stale: str) -> str:
+        async with self._lock:
+            if self._token != stale:  # another send renewed it meanwhile
+                return self._token
+            answer = await self._api.call("POST", "/oauth/refresh_token/", form={
+                "client_key": self._s.client_key, "refresh_token": self._refresh,
+                "grant_type": "refresh_token"})
+            data = answer.get("data")
+            token = data.get("access_token") if isinstance(data, dict) else None
+            if _code(answer) or not isinstance(token, str):
+                raise ChannelError(f"douyin: oauth/refresh_token failed: error "
+                                   f"{_code(answer)}: {_description(answer)}")
+            assert isinstance(data, dict)
+            self._token = token
+            self._refresh = data.get("refresh_token") or self._refresh
+            self.refreshes += 1
+            return token
+
+    async def close(self) -> None:
+        await self._api.close()
+
+
+def _code(answer: dict[str, Any]) -> int:
+    for part in (answer.get("data"), answer.get("extra"), answer):
+        if isinstance(part, dict):
+            code = part.get("error_code") or part.get("err_no")
+            if code:
+                return int(code) if str(code).lstrip("-").isdigit() else -1
+    return 0
+
+
+def _description(answer: dict[str, Any]) -> str:
+    for part in (answer.get("data"), answer.get("extra"), answer):
+        if isinstance(part, dict) and (part.get("description") or part.get("err_msg")):
+            return str(part.get("description") or part.get("err_msg"))[:200]
+    return ""

@@ -1,0 +1,143 @@
+"""What the platform adapters (WeChat, Weibo, Douyin) share: answering a platform's
+webhook within its deadline while storing goes on, and calling its JSON API.
+
+The platforms wait ~5 s for an answer and then retry the same message; the message's
+own id makes a retry a no-op, so answering before storing finished loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ctl.channels.contract import ChannelError, TooLarge
+from ctl.errors import BadRequest
+
+log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024  # a platform's message is a few KiB
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The request's body; 413 past `limit` (read no further)."""
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise TooLarge(f"the body is larger than the limit of {limit} bytes")
+    return body
+
+
+def json_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """`raw` as a JSON object, or BadRequest naming `what` and the problem."""
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise BadRequest(f"{what} is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return data
+
+
+class Deadline:
+    """Runs hand-ins, waiting at most `seconds` for each; slower ones keep running."""
+
+    def __init__(self, channel: str, seconds: float) -> None:
+        self._channel = channel
+        self._seconds = seconds
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    async def run(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._seconds)
+        except TimeoutError:
+            # Still storing: keep it running; the platform's retry will find it stored.
+            self._pending.add(task)
+            task.add_done_callback(self._done)
+
+    async def settle(self) -> None:
+        """Wait for the hand-ins still running (tests, shutdown)."""
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: a slow message failed: %s", self._channel, task.exception())
+
+
+class JsonApi:
+    """A platform's HTTP API answering JSON objects; failures are ChannelError naming
+    the channel and the URL."""
+
+    def __init__(self, channel: str, base: str, timeout: float = 20.0) -> None:
+        self.channel = channel
+        self.base = base.rstrip("/")
+        self._timeout = timeout
+        self._http: aiohttp.ClientSession | None = None
+
+    async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                   body: bytes | None = None, form: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout))
+        url = self.base + path
+        sent = dict(headers or {})
+        if body is not None:
+            sent.setdefault("Content-Type", "application/json; charset=utf-8")
+        try:
+            async with self._http.request(method, url, params=params,
+                                          data=body if body is not None else form,
+                                          headers=sent) as r:
+                text = await r.text()
+                status = r.status
+        except aiohttp.ClientError as e:
+            raise ChannelError(f"{self.channel}: {url}: {e}") from None
+        if status >= 300:  # the body says why (Weibo's error_code...)
+            raise ChannelError(f"{self.channel}: {url} answered {status}: {text[:200]}")
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ChannelError(f"{self.channel}: {url} answered no JSON object: {text[:200]}")
+        return answer
+
+    async def read(self, path: str, params: Mapping[str, str], limit: int
+                   ) -> tuple[bytes, str, str | None]:
+        """GET a file: (bytes, content type, file name); ChannelError past `limit` bytes
+        (read no further) or when the platform answered JSON (its error) instead."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout))
+        url = self.base + path
+        try:
+            async with self._http.get(url, params=params) as r:
+                kind = r.headers.get("Content-Type", "application/octet-stream")
+                declared = r.content_length
+                if declared is not None and declared > limit:
+                    raise ChannelError(f"{self.channel}: {url}: the file is {declared} bytes; "
+                                       f"the limit is {limit}")
+                data = await r.content.read(limit + 1)
+                name = r.content_disposition.filename if r.content_disposition else None
+                status = r.status
+        except aiohttp.ClientError as e:
+            raise ChannelError(f"{self.channel}: {url}: {e}") from None
+        if len(data) > limit:
+            raise ChannelError(f"{self.channel}: {url}: the file is over the limit of {limit} "
+                               "bytes")
+        # WeChat answers errors as JSON, sometimes labelled text/plain.
+        if status >= 300 or kind.startswith("application/json") \
+                or (kind.startswith("text/plain") and data.lstrip().startswith(b"{")):
+            raise ChannelError(f"{self.channel}: {url} answered {status} {kind}: "
+                               f"{data[:200].decode(errors='replace')}")
+        return data, kind, name
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
