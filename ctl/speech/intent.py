@@ -1,0 +1,120 @@
+"""Intent of customer text (chat, email, SMS, WeChat, transcripts): rules, then meaning.
+
+1. Rules: nlp.match_intent's phrase matching (whole phrases, every word of one, English
+   words and Chinese bigrams). When a phrase's words are all there it is taken as is.
+2. English text the rules are unsure of goes to the sentence-embedding model
+   (embed.py): the intent of the nearest example phrase by cosine, if near enough —
+   "my parcel never showed up" is about an order's whereabouts though it shares no
+   word with "where is my order".
+3. Chinese (and mixed) text stays with the rules: all-MiniLM-L6-v2 was trained on
+   English pairs and its vocabulary is English word pieces, so Chinese comes out as
+   single characters the model has no sentence sense of (its cosines for unrelated zh
+   texts are as high as for related ones); character bigrams do better.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ctl.speech.nlp import match_intent
+
+# The rules' confidence when every word of a phrase is in the text (nlp.phrase_score).
+RULE_SURE = 0.85
+# all-MiniLM-L6-v2 cosines: paraphrases ~0.6-0.9, same topic ~0.4, unrelated < 0.2.
+# Below this the nearest example is a different request: no match rather than a guess.
+EMBED_THRESHOLD = 0.45
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+# For text channels when the settings name none: what customers write to a shop's or a
+# service's contact center. Settings' speech.intents replace these.
+DEFAULT_INTENTS: dict[str, list[str]] = {
+    "order_status": [
+        "where is my order", "track my package", "has my order shipped",
+        "when will my delivery arrive", "my parcel has not arrived", "delivery status",
+        "订单到哪了", "查物流", "什么时候发货", "快递到哪里了", "还没收到货"],
+    "refund": [
+        "I want a refund", "give me my money back", "refund my order",
+        "how do I return an item", "return the product for a refund",
+        "退款", "我要退款", "把钱退给我", "申请退货退款", "怎么退货"],
+    "cancel": [
+        "cancel my order", "cancel my subscription", "I don't want it anymore",
+        "stop my membership", "取消订单", "取消订阅", "不想要了", "取消会员"],
+    "billing": [
+        "I was charged twice", "question about my bill", "send me the invoice",
+        "my payment failed", "wrong amount on my credit card",
+        "扣了两次钱", "账单有问题", "开发票", "付款失败", "扣费不对"],
+    "technical": [
+        "the app does not work", "I can't log in", "the website shows an error",
+        "reset my password", "the app keeps crashing",
+        "登录不了", "打不开", "页面报错", "忘记密码", "应用闪退"],
+    "change_details": [
+        "change my delivery address", "update my phone number",
+        "change the email on my account", "修改收货地址", "更改手机号", "修改账户信息"],
+    "complaint": [
+        "I want to make a complaint", "I want to speak to a manager",
+        "this service is unacceptable", "我要投诉", "找你们经理", "服务太差了"],
+    "agent": [
+        "talk to a person", "speak to a human agent", "connect me to customer service",
+        "转人工", "人工客服", "找客服"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    name: str | None  # None: no intent matched
+    confidence: float
+    method: str  # "rules" | "embedding" | "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"intent": self.name, "confidence": self.confidence, "method": self.method}
+
+
+class IntentModel:
+    """Intents -> their example phrases; `embedding=False` is the rules alone."""
+
+    def __init__(self, intents: dict[str, list[str]], embedding: bool = True,
+                 threshold: float = EMBED_THRESHOLD) -> None:
+        self.intents = {k: list(v) for k, v in intents.items()}
+        self.embedding, self.threshold = embedding, threshold
+        examples = [(name, p) for name, ps in self.intents.items() for p in ps
+                    if not _CJK.search(p)]
+        self._labels = [name for name, _ in examples]
+        self._phrases = [p for _, p in examples]
+        self._vectors: np.ndarray[Any, np.dtype[np.float32]] | None = None
+
+    def classify(self, texts: list[str]) -> list[Intent]:
+        """One Intent per text; the model sees only those the rules leave open, in one
+        batch."""
+        out: list[Intent] = []
+        unsure: list[int] = []
+        for i, text in enumerate(texts):
+            name, confidence = match_intent(text, self.intents)
+            out.append(Intent(name, confidence, "rules") if name else
+                       Intent(None, 0.0, "none"))
+            if (self.embedding and self._labels and confidence < RULE_SURE
+                    and not _CJK.search(text) and text.strip()):
+                unsure.append(i)
+        if unsure:
+            for i, found in zip(unsure, self._nearest([texts[i] for i in unsure]),
+                                strict=True):
+                if found.name is not None or out[i].name is None:
+                    out[i] = found
+        return out
+
+    def _nearest(self, texts: list[str]) -> list[Intent]:
+        from ctl.speech.embed import embed  # the model loads only when text needs it
+
+        if self._vectors is None:
+            self._vectors = embed(self._phrases)
+        cosines = embed(texts) @ self._vectors.T
+        found = []
+        for row in cosines:
+            best = int(row.argmax())
+            score = float(row[best])
+            found.append(Intent(self._labels[best], round(score, 4), "embedding")
+                         if score >= self.threshold else Intent(None, 0.0, "none"))
+        return found
