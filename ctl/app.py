@@ -20,6 +20,7 @@ from ctl.knowledge import http as knowledge_http
 from ctl.routing import http as routing_http
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings
+from ctl.speech import http as speech_http
 from ctl.supervision import http as supervision_http
 from ctl.tickets import http as tickets_http
 from ctl.web import demo, errors, health
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(knowledge_http.routes)
     app.add_routes(supervision_http.routes)
     app.add_routes(customers_http.routes)
+    app.add_routes(speech_http.routes)
     app.add_routes(demo.routes)
     app.add_routes(desk_http.routes)
     return app

@@ -40,6 +40,7 @@ from ctl.routing.notifier import Notifier
 from ctl.routing.service import RoutingService
 from ctl.settings import Settings
 from ctl.speech import build as speech
+from ctl.speech.insights import Insights
 from ctl.store.db import Database, migrate
 from ctl.store.live import LiveState, make_live
 from ctl.supervision import client as supervision
@@ -138,6 +139,12 @@ class Services:
         self.tts = speech.tts(settings)
         self.recognizer = speech.recognizer(settings, secrets)
         self.transcripts = speech.transcriber(settings, self.db, self.contacts)  # leader's
+        # Intent and sentiment of customers' texts, where they arrive (any node).
+        self.insights = Insights(self.db, self.contacts, self.core.publish,
+                                 settings.speech.intents)
+        self.channels.listeners.append(self.insights.on_message)
+        if self.transcripts is not None:
+            self.transcripts.on_text = self.insights.on_text
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None
@@ -245,6 +252,7 @@ class Services:
         await self.ami.close()
         await self.tts.close()
         await self.recognizer.close()
+        await self.insights.stop()
         await self.ari.close()
         await self.live.close()
         await self.db.close()

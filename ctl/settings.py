@@ -206,6 +206,9 @@ class SpeechSettings(BaseModel):
     # language: pocketsphinx free-form for en, or its vosk model).
     transcripts: bool = True
     transcript_language: str = "en"
+    # Intents of customers' text (chat, email, SMS, WeChat, transcripts): name -> example
+    # phrases, en and/or zh; null keeps the built-in set (ctl/speech/intent.py).
+    intents: dict[str, list[str]] | None = None
 
     @field_validator("voices")
     @classmethod

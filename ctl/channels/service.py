@@ -62,6 +62,9 @@ class ChannelService:
         # Told of every new message in a thread (thread, text, contact id): a customer
         # answering a ticket's notification is a reply on that ticket.
         self.on_thread_reply: Callable[[str, str, str], Awaitable[None]] | None = None
+        # Told of every new inbound message once it is stored and routed; a listener
+        # must return at once (it queues work, e.g. intent and sentiment), never raise.
+        self.listeners: list[Callable[[Inbound, Received], None]] = []
 
     async def receive(self, msg: Inbound) -> Received:
         if msg.channel not in CHANNELS:
@@ -94,6 +97,11 @@ class ChannelService:
                        taken.outcome == "open", False)
         full = {**row, "contact_id": got.contact_id, "customer_id": got.customer_id}
         await self._after(got.contact_id, taken.state, taken.agent_id, msg, got, full)
+        for listener in self.listeners:
+            try:
+                listener(msg, got)
+            except Exception:  # stored and routed: a listener's failure is its own
+                log.exception("a listener failed on message %s", got.message_id)
         if taken.thread and self.on_thread_reply is not None:
             try:
                 await self.on_thread_reply(taken.thread, msg.text, got.contact_id)

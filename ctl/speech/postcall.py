@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import FINAL
 from ctl.speech.decoders import decode_in_worker
+from ctl.speech.worker import Worker
 from ctl.store.db import Database
 from ctl.store.models import Contact, ContactEvent
 
@@ -38,7 +38,9 @@ class Transcriber:
         self._waiting: dict[int, tuple[str, str]] = {}  # recordings of live contacts
         self._task: asyncio.Task[None] | None = None
         # One worker of its own: a long recording must not delay live recognitions.
-        self._pool: ProcessPoolExecutor | None = None
+        self._worker = Worker()
+        # Told of each transcript (contact id, text, source): intent and sentiment.
+        self.on_text: Callable[[str, str, dict[str, Any]], None] | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -50,9 +52,7 @@ class Transcriber:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._worker.close()
 
     async def _run(self) -> None:
         while True:
@@ -71,6 +71,9 @@ class Transcriber:
                 text = await self.transcribe(path)
                 await self.contacts.log(contact_id, "transcript", {
                     "recording": path.name, "text": text, "source_event": event_id})
+                if self.on_text is not None:
+                    self.on_text(contact_id, text, {"source": "transcript",
+                                                    "recording": path.name})
                 done += 1
         return done
 
@@ -103,11 +106,8 @@ class Transcriber:
 
     async def transcribe(self, path: Path) -> str:
         pcm = await asyncio.to_thread(_pcm16, path)
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
-                "spawn"))
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, decode_in_worker, self.model, pcm, {})
+        text: str = await self._worker.run(decode_in_worker, self.model, pcm, {})
+        return text
 
 
 def _recording(data: dict[str, Any]) -> str | None:

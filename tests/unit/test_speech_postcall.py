@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -55,10 +56,14 @@ async def test_recordings_of_finished_contacts_are_transcribed_once(
     await contacts.log(done.id, "call", {"action": "answered"})  # no recording: nothing
     await contacts.finish(done.id, ContactState.CLOSED, "completed")
     tr = Transcriber(db, contacts, recordings, every=0.1)
+    told: list[tuple[str, str, Any]] = []  # what intent and sentiment are asked about
+    tr.on_text = lambda contact_id, text, source: told.append((contact_id, text, source))
     try:
         assert await tr.run_once() == 1
         [first] = await transcripts(db)
         assert first["recording"] == "done.wav"
+        assert told == [(done.id, first["text"], {"source": "transcript",
+                                                  "recording": "done.wav"})]
         words = set(str(first["text"]).split())
         assert words & {"refund", "order", "please", "like"}, first["text"]
         assert await tr.run_once() == 0  # once

@@ -1,0 +1,175 @@
+"""Intent and sentiment per contact, for supervisors: every inbound message and every
+call transcript analysed in the background and kept as an `nlp` contact event.
+
+Nothing waits on it: the channel service stores and routes a message first, then tells
+`on_text`, which only queues the text. One task per process drains the queue in batches
+into a worker process of its own (the embedding model is CPU work that must neither
+hold the event loop nor compete with live recognitions for threads), then writes one
+event per text and pushes it to supervisors' websockets. A contact's insight is read
+from those events: the latest intent found and the latest message's sentiment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from ctl.channels.contract import Inbound, Received
+from ctl.contacts.service import ContactService
+from ctl.speech.intent import DEFAULT_INTENTS, IntentModel
+from ctl.speech.nlp import tokens
+from ctl.speech.sentiment import sentiment
+from ctl.speech.worker import Worker
+from ctl.store.db import Database
+from ctl.store.models import ContactEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any]], None]
+_BATCH = 32
+_BACKLOG = 10_000  # beyond this texts are dropped (logged): insight is not worth memory
+_TEXT_CHARS = 2_000  # an email's first part says what it is about; the model reads 256 tokens
+
+_model: IntentModel | None = None
+
+
+def analyze(texts: list[str], intents: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Intent, sentiment and keywords of each text (runs in the worker process)."""
+    global _model
+    if _model is None or _model.intents != intents:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        threadpool_limits(1)  # one core of two: calls and the other worker need the rest
+        _model = IntentModel(intents)
+    found = _model.classify(texts)
+    out = []
+    for text, intent in zip(texts, found, strict=True):
+        label, score = sentiment(text)
+        out.append({**intent.as_dict(), "sentiment": label, "score": score,
+                    "keywords": terms(text)})
+    return out
+
+
+def terms(text: str, top: int = 8) -> list[str]:
+    """The text's content terms, in order, once each (what "frequent issues" counts)."""
+    seen: dict[str, None] = {}
+    for t in tokens(text):
+        if len(t) > 2 or not t.isascii():
+            seen.setdefault(t)
+    return list(seen)[:top]
+
+
+class Insights:
+    def __init__(self, db: Database, contacts: ContactService, publish: Publish,
+                 intents: dict[str, list[str]] | None = None) -> None:
+        self.db, self.contacts, self.publish = db, contacts, publish
+        self.intents = intents or DEFAULT_INTENTS
+        self._queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(_BACKLOG)
+        self._task: asyncio.Task[None] | None = None
+        self._worker = Worker()  # its own: live recognitions must not wait behind it
+        self.idle = asyncio.Event()  # set when every queued text is stored (for tests)
+        self.idle.set()
+
+    def on_message(self, msg: Inbound, got: Received) -> None:
+        """ChannelService listener: a customer's stored message."""
+        text = f"{msg.subject}\n{msg.text}" if msg.subject else msg.text
+        self.on_text(got.contact_id, text, {"source": msg.channel,
+                                            "message_id": got.message_id})
+
+    def on_text(self, contact_id: str, text: str, source: dict[str, Any]) -> None:
+        """Queue a customer's text of a contact for analysis; returns at once."""
+        if not text.strip():
+            return
+        try:
+            self._queue.put_nowait((contact_id, text[:_TEXT_CHARS], source))
+        except asyncio.QueueFull:
+            log.warning("nlp backlog full: contact %s not analysed", contact_id)
+            return
+        self.idle.clear()
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain(), name="nlp")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._worker.close()
+
+    async def analyze(self, texts: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self._worker.run(analyze, texts, self.intents)
+        return found
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._store(batch)
+            except Exception:
+                log.exception("analysing %d texts failed", len(batch))
+            if self._queue.empty():
+                self.idle.set()
+
+    async def _store(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+        found = await self.analyze([text for _, text, _ in batch])
+        for (contact_id, _, source), data in zip(batch, found, strict=True):
+            data = {**data, **source}
+            try:
+                await self.contacts.log(contact_id, "nlp", data)
+            except Exception:  # e.g. the contact was purged meanwhile
+                log.exception("nlp of contact %s not stored", contact_id)
+                continue
+            self.publish("supervisor", {"type": "nlp", "contact_id": contact_id, **data})
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def latest(self, contact_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each contact's insight (contacts never analysed are left out)."""
+        if not contact_ids:
+            return {}
+        async with self.db.session(readonly=True) as s:
+            rows = (await s.execute(
+                select(ContactEvent.contact_id, ContactEvent.at, ContactEvent.data)
+                .where(ContactEvent.contact_id.in_(contact_ids), ContactEvent.kind == "nlp")
+                .order_by(ContactEvent.id))).all()
+        out: dict[str, dict[str, Any]] = {}
+        for contact_id, at, data in rows:
+            now = out.setdefault(contact_id, {"intent": None, "confidence": 0.0,
+                                              "texts": 0})
+            if data.get("intent"):
+                now.update(intent=data["intent"], confidence=data.get("confidence"))
+            now.update(sentiment=data.get("sentiment"), score=data.get("score"),
+                       keywords=data.get("keywords", []), at=at.isoformat(),
+                       texts=now["texts"] + 1)
+        return out
+
+    async def events(self, contact_id: str) -> list[dict[str, Any]]:
+        async with self.db.session(readonly=True) as s:
+            rows = (await s.execute(
+                select(ContactEvent.at, ContactEvent.data)
+                .where(ContactEvent.contact_id == contact_id, ContactEvent.kind == "nlp")
+                .order_by(ContactEvent.id))).all()
+        return [{**data, "at": at.isoformat()} for at, data in rows]
+
+    async def summary(self, hours: float, top: int = 20) -> dict[str, Any]:
+        """Intents, sentiments and frequent keywords of the texts of the last `hours`."""
+        since = utcnow() - timedelta(hours=hours)
+        async with self.db.session(readonly=True) as s:
+            rows = (await s.scalars(
+                select(ContactEvent.data)
+                .where(ContactEvent.kind == "nlp", ContactEvent.at >= since))).all()
+        intents: Counter[str] = Counter(d.get("intent") or "none" for d in rows)
+        moods: Counter[str] = Counter(d.get("sentiment") or "neutral" for d in rows)
+        words: Counter[str] = Counter(k for d in rows for k in set(d.get("keywords", [])))
+        return {"texts": len(rows), "hours": hours, "intents": dict(intents.most_common()),
+                "sentiments": dict(moods),
+                "keywords": [[w, n] for w, n in words.most_common(top) if n > 1]}

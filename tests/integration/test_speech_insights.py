@@ -1,0 +1,98 @@
+"""Supervisors see intent and sentiment per contact: customers' messages are analysed
+after they are stored (in the worker, with the real embedding model), kept as `nlp`
+contact events, pushed to supervisors and listed by the contact API. SQLite and
+PostgreSQL, a real app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.integration.agent_api import Panel
+from tests.integration.channels_app import App, add_agent, channel_settings, database, running
+
+# A spawned worker loads the model the first time: slow on a loaded machine.
+FIRST = 120.0
+
+
+@pytest.fixture(scope="module", params=["sqlite", "pg"])
+async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> AsyncIterator[App]:
+    data_dir = tmp_path_factory.mktemp("nlp")
+    async with database(request.param, data_dir) as url, \
+            running(channel_settings(data_dir, url)) as a:
+        yield a
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def login(app: App, http: aiohttp.ClientSession, role: str = "agent") -> Panel:
+    user = f"n{uuid.uuid4().hex[:8]}"
+    password = await add_agent(app.services, user, role, ("mail",))
+    return await Panel(app.base, http).login(user, password)
+
+
+async def post(sup: Panel, customer: str, text: str, **more: Any) -> dict[str, Any]:
+    return await sup.call("POST", "/api/v1/messages", {
+        "channel": "api", "customer": {"kind": "email", "value": customer}, "text": text,
+        "thread": f"t-{customer}", "queue": "mail", **more}, expect=201)
+
+
+async def test_messages_get_intent_and_sentiment(app: App, http: aiohttp.ClientSession
+                                                 ) -> None:
+    sup = await login(app, http, "supervisor")
+    await sup.listen()
+    customer = f"c{uuid.uuid4().hex[:6]}@example.org"
+    # No word of any refund phrase: only the embedding model finds it.
+    first = await post(sup, customer, "the lamp arrived smashed, please reimburse me",
+                       subject="Order 42")
+    contact = first["contact"]
+    pushed = await sup.next("nlp", FIRST, contact_id=contact)
+    assert (pushed["intent"], pushed["method"], pushed["source"]) == \
+        ("refund", "embedding", "api")
+    assert pushed["message_id"] == first["message"] and pushed["confidence"] >= 0.45
+    # Chinese goes to the rules; a thank-you has no intent, so the contact's stays.
+    second = await post(sup, customer, "谢谢\uff0c服务很好")
+    pushed = await sup.next("nlp", 30, contact_id=contact, message_id=second["message"])
+    assert (pushed["intent"], pushed["sentiment"]) == (None, "positive")
+
+    got = await sup.call("GET", f"/api/v1/nlp?contacts={contact},nobody")
+    insight = got["contacts"][contact]
+    assert (insight["intent"], insight["sentiment"], insight["texts"]) == \
+        ("refund", "positive", 2)
+    assert "nobody" not in got["contacts"]
+    one = await sup.call("GET", f"/api/v1/contacts/{contact}/nlp")
+    assert one["insight"] == insight
+    assert [t["message_id"] for t in one["texts"]] == [first["message"], second["message"]]
+    assert "reimburse" in one["texts"][0]["keywords"]
+    summary = await sup.call("GET", "/api/v1/nlp/summary?hours=1")
+    assert summary["intents"]["refund"] >= 1 and summary["sentiments"]["positive"] >= 1
+
+    # An agent reads the insight of contacts they hold, and never the supervisors' lists.
+    agent = await login(app, http)
+    await agent.call("GET", f"/api/v1/contacts/{contact}/nlp", expect=403)
+    await agent.call("GET", f"/api/v1/nlp?contacts={contact}", expect=403)
+    bad = await sup.call("GET", "/api/v1/nlp", expect=400)
+    assert "contacts" in bad["message"]
+    await sup.call("GET", "/api/v1/nlp/summary?hours=soon", expect=400)
+    await sup.close()
+
+
+async def test_transcripts_are_analysed(app: App) -> None:
+    """The post-call transcriber hands each transcript to the same analysis."""
+    transcripts = app.services.transcripts
+    assert transcripts is not None and transcripts.on_text == app.services.insights.on_text
+    contact = await app.services.contacts.open("voice")
+    transcripts.on_text(contact.id, "i want to cancel my subscription this is terrible",
+                        {"source": "transcript", "recording": "r.wav"})
+    await app.services.insights.idle.wait()
+    found = (await app.services.insights.latest([contact.id]))[contact.id]
+    assert (found["intent"], found["sentiment"]) == ("cancel", "negative")
