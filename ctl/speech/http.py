@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ctl.errors import BadRequest, Forbidden
-from ctl.routing.http import _who
+from ctl.web.auth import who as _who
 
 routes = web.RouteTableDef()
 _MAX_CONTACTS = 500
