@@ -6,6 +6,8 @@ The CLI prints `str(error)` (and `hint` when present); the HTTP middleware rende
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class CtlError(Exception):
     status = 500
@@ -71,6 +73,18 @@ class BadRequest(CtlError):
 class Unauthorized(CtlError):
     status = 401
     code = "unauthorized"
+
+
+class AccountLocked(CtlError):
+    """Too many failed logins: no password is checked until `until`."""
+
+    status = 429
+    code = "locked"
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"too many failed logins: this login is locked until "
+                         f"{until:%Y-%m-%d %H:%M:%S} UTC", hint="wait, or ask an admin")
+        self.until = until
 
 
 class Forbidden(CtlError):

@@ -20,6 +20,7 @@ from adapters.wechat.callback import WechatCallback
 from adapters.weibo.api import WeiboApi
 from adapters.weibo.callback import WeiboPush
 from ctl.agents.auth import AuthService
+from ctl.agents.lockout import Lockout
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
 from ctl.channels.attachments import AttachmentStore
@@ -77,7 +78,9 @@ class Services:
                                    publish=self.cluster.publisher() if self.cluster else None)
         self.routing: Routing = RemoteRouting(self.cluster) if self.cluster else self.core
         self.leading = False
-        self.auth = AuthService(self.db, settings.routing.session_hours, secrets.csrf_key)
+        self.auth = AuthService(self.db, settings.routing.session_hours, secrets.csrf_key,
+                                Lockout(self.db, settings.desk.lockout_after,
+                                        settings.desk.lockout_for))
         self.ari = AriClient(ast.ari_url or f"http://127.0.0.1:{ast.http_port}", "ctl",
                              secrets.ari_password, ast.app)
         self.calls = CallManager(

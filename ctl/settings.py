@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ctl import yamlloc
 from ctl.channels.settings import ChannelSettings
 from ctl.customers.crm import CrmSettings
+from ctl.desk.settings import DeskSettings
 from ctl.durations import Seconds
 from ctl.errors import ConfigError
 from ctl.supervision.settings import AlertSettings
@@ -243,6 +244,7 @@ class Settings(BaseSettings):
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
     speech: SpeechSettings = Field(default_factory=SpeechSettings)  # type: ignore[arg-type]
     crm: CrmSettings = Field(default_factory=CrmSettings)  # type: ignore[arg-type]
+    desk: DeskSettings = Field(default_factory=DeskSettings)  # the agent desktop
 
     @classmethod
     def settings_customise_sources(

@@ -1,4 +1,6 @@
-"""Logins to the agent API: scrypt password hashes, bearer tokens kept only as hashes."""
+"""Logins to the agent API and desk: argon2id password hashes (scrypt ones, from before,
+still verify and are replaced at the next login), bearer tokens kept only as hashes,
+failed logins counted toward a lock (lockout.py)."""
 
 from __future__ import annotations
 
@@ -10,25 +12,34 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select, update
 
-from ctl.errors import Forbidden, Unauthorized
+from ctl.agents.lockout import Lockout
+from ctl.errors import AccountLocked, Forbidden, Unauthorized
 from ctl.store.db import Database
 from ctl.store.models import Agent, AgentSession, utcnow
 
-_N, _R, _P = 2**14, 8, 1  # scrypt cost: ~50 ms and 16 MiB per check on this class of CPU
+# OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): ~50 ms per check on this class of
+# CPU, like the scrypt cost before it, so logins stay cheap and guessing stays dear.
+_ARGON2 = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 ROLES = ("agent", "supervisor", "admin")
 
 
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P)
-    return "$".join(["scrypt", str(_N), str(_R), str(_P), _b64(salt), _b64(digest)])
+    return _ARGON2.hash(password)
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = (stored or "").split("$")
+    stored = stored or ""
+    if stored.startswith("$argon2"):
+        try:
+            return _ARGON2.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+    try:  # hashes written before argon2
+        scheme, n, r, p, salt, digest = stored.split("$")
     except ValueError:
         return False
     if scheme != "scrypt":
@@ -37,8 +48,8 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(got, _unb64(digest))
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def needs_rehash(stored: str) -> bool:
+    return not stored.startswith("$argon2") or _ARGON2.check_needs_rehash(stored)
 
 
 def _unb64(text: str) -> bytes:
@@ -61,8 +72,10 @@ class Principal:
 
 
 class AuthService:
-    def __init__(self, db: Database, session_hours: float, csrf_key: str) -> None:
+    def __init__(self, db: Database, session_hours: float, csrf_key: str,
+                 lockout: Lockout) -> None:
         self._db = db
+        self.lockout = lockout
         self._lifetime = timedelta(hours=session_hours)
         self.lifetime_seconds = int(self._lifetime.total_seconds())
         self._csrf_key = csrf_key.encode()
@@ -80,17 +93,28 @@ class AuthService:
             raise Forbidden("wrong CSRF token for this session: reload the desk page")
 
     async def login(self, username: str, password: str) -> tuple[str, Principal]:
+        await self.lockout.check(username)
         async with self._db.session(readonly=True) as s:
             agent = await s.scalar(select(Agent).where(Agent.username == username))
         stored = agent.password_hash if agent is not None else None
         # The hash is computed even for an unknown user, so timing does not tell names.
         ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY)
         if agent is None or not ok or stored is None:
+            locked = await self.lockout.failed(username)
+            if locked is not None:
+                raise AccountLocked(locked)
             raise Unauthorized("wrong username or password")
+        await self.lockout.succeeded(username)
+        rehashed = await asyncio.to_thread(hash_password, password) \
+            if needs_rehash(stored) else None
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with self._db.session() as s, s.begin():
             await s.execute(delete(AgentSession).where(AgentSession.expires_at < now))
+            if rehashed is not None:
+                await s.execute(update(Agent)  # unless the password changed meanwhile
+                                .where(Agent.id == agent.id, Agent.password_hash == stored)
+                                .values(password_hash=rehashed))
             s.add(AgentSession(id=_token_id(token), agent_id=agent.id, created_at=now,
                                expires_at=now + self._lifetime))
         return token, Principal(agent.id, agent.username, agent.role)

@@ -227,7 +227,20 @@ class Agent(Base):
     state_reason: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
+    ui_language: Mapped[str | None] = mapped_column(String(8))  # the desk's; None: browser's
     created_at: Mapped[datetime] = _created()
+
+
+class LoginFailure(Base):
+    """Failed logins in a row for one username, known or not: a lock that only existing
+    names could get would tell which names exist."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class AgentSession(Base):
