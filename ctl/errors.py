@@ -83,7 +83,8 @@ class AccountLocked(CtlError):
 
     def __init__(self, until: datetime) -> None:
         super().__init__(f"too many failed logins: this login is locked until "
-                         f"{until:%Y-%m-%d %H:%M:%S} UTC", hint="wait, or ask an admin")
+                         f"{until:%Y-%m-%d %H:%M:%S} UTC",
+                         hint="wait, or ask an admin for a new password (ctl agents password)")
         self.until = until
 
 

@@ -244,7 +244,7 @@ class Settings(BaseSettings):
     channels: ChannelSettings = Field(default_factory=ChannelSettings)  # type: ignore[arg-type]
     speech: SpeechSettings = Field(default_factory=SpeechSettings)  # type: ignore[arg-type]
     crm: CrmSettings = Field(default_factory=CrmSettings)  # type: ignore[arg-type]
-    desk: DeskSettings = Field(default_factory=DeskSettings)  # the agent desktop
+    desk: DeskSettings = Field(default_factory=DeskSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +17,7 @@ from ctl.agents.auth import ROLES, hash_password
 from ctl.asterisk.config import AgentEndpoint
 from ctl.errors import ConfigError, NotFound
 from ctl.store.db import Database
-from ctl.store.models import CHANNELS, Agent
+from ctl.store.models import CHANNELS, Agent, LoginFailure
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 EXTENSION = re.compile(r"^[0-9]{2,8}$")
@@ -92,7 +92,15 @@ class AgentService:
                 raise NotFound(f"no agent {username!r}")
             agent.sip_ha1 = sip_ha1(username, password)
             agent.password_hash = hash_password(password)
+            # A new password from an admin also lifts a lock from failed logins.
+            await s.execute(delete(LoginFailure).where(LoginFailure.username == username))
         return password
+
+    async def set_language(self, agent_id: str, language: str | None) -> None:
+        """The agent desktop's language for this agent (None: the browser's)."""
+        async with self._db.session() as s, s.begin():
+            await s.execute(update(Agent).where(Agent.id == agent_id)
+                            .values(ui_language=language))
 
     async def delete(self, username: str) -> None:
         async with self._db.session() as s, s.begin():

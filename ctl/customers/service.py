@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ctl.customers.identity import normalize
 from ctl.store.db import Database
-from ctl.store.models import IDENTITY_KINDS, Base, Customer, Identity, new_id
+from ctl.store.models import IDENTITY_KINDS, Base, Contact, Customer, Identity, new_id
 
 _ATTEMPTS = 3
 _CUSTOMERS, _IDENTITIES = Base.metadata.tables["customers"], Base.metadata.tables["identities"]
@@ -52,6 +52,20 @@ class CustomerService:
             if row is None:
                 return None
             return {"id": row.id, "name": row.display_name, "tier": row.tier}
+
+    async def of_contact(self, contact_id: str) -> dict[str, Any] | None:
+        """Who a contact is with (id, name, tier, first identity), or None: for the desk's
+        offer toast, before the agent holds the contact."""
+        async with self._db.session(readonly=True) as s:
+            row = (await s.execute(select(Customer).join(
+                Contact, Contact.customer_id == Customer.id).where(
+                Contact.id == contact_id))).scalars().first()
+            if row is None:
+                return None
+            first = (await s.execute(select(Identity.kind, Identity.value).where(
+                Identity.customer_id == row.id).order_by(Identity.created_at).limit(1))).first()
+        return {"id": row.id, "name": row.display_name, "tier": row.tier,
+                "identity": {"kind": first.kind, "value": first.value} if first else None}
 
     async def _find(self, kind: str, value: str) -> str | None:
         stmt = select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)

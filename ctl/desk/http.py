@@ -16,9 +16,11 @@ from aiohttp import web
 
 from ctl.agents.auth import Principal
 from ctl.desk import i18n
-from ctl.errors import CtlError, Unauthorized
+from ctl.errors import AccountLocked, BadRequest, Unauthorized
+from ctl.routing.http import _body
 from ctl.services import SERVICES, Services
 from ctl.web.auth import SESSION_COOKIE, credentials, same_origin
+from ctl.web.auth import who as who_is
 
 routes = web.RouteTableDef()
 HERE = Path(__file__).parent
@@ -80,7 +82,8 @@ async def panel(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther("/desk/login")
     services, who, token = found
     agent = await services.agents.get(who.username)
-    lang = _language(request)
+    lang = _language(request, agent.ui_language)
+    reasons = services.settings.desk.away_reasons
     config = {
         "me": {"agent_id": who.agent_id, "username": who.username, "role": who.role,
                "language": lang, "display_name": agent.display_name},
@@ -88,6 +91,8 @@ async def panel(request: web.Request) -> web.Response:
         "modules": _listing("modules", "*.js"),
         "i18n": f"/desk/i18n/{lang}.json",
         "languages": list(i18n.LANGUAGES),
+        "away_reasons": [{"code": code, "label": labels.get(lang, labels["en"])}
+                         for code, labels in reasons.items()],
     }
     response = _render("desk.html", lang, styles=_listing("css", "*.css"),
                        config=config)
@@ -115,12 +120,29 @@ async def login(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
         token, _ = await services.auth.login(username.strip(), password)
-    except CtlError as e:
-        return _render("login.html", lang, status=e.status, error=str(e), username=username)
+    except AccountLocked as e:
+        until = f"{e.until:%H:%M:%S} UTC"
+        return _render("login.html", lang, status=e.status, username=username,
+                       error=i18n.strings(lang)["shell.login_locked"].format(until=until))
+    except Unauthorized as e:
+        return _render("login.html", lang, status=e.status, username=username,
+                       error=i18n.strings(lang)["shell.login_wrong"])
     response = web.Response(status=303, headers={"Location": "/desk/"})
     response.set_cookie(SESSION_COOKIE, token, max_age=services.auth.lifetime_seconds,
                         path="/", httponly=True, samesite="Strict", secure=request.secure)
     return response
+
+
+@routes.put("/api/v1/me/language")
+async def set_language(request: web.Request) -> web.Response:
+    """{"language": "zh-CN"} (or null: the browser's) for this agent's desk, any device."""
+    services, who = await who_is(request)
+    language = (await _body(request)).get("language")
+    if language is not None and language not in i18n.LANGUAGES:
+        raise BadRequest(f"language {language!r}: use one of {', '.join(i18n.LANGUAGES)} "
+                         "or null")
+    await services.agents.set_language(who.agent_id, language)
+    return web.json_response({"language": language})
 
 
 @routes.get("/desk/i18n/{lang}.json")

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from ctl.agents.auth import Principal
 from ctl.contacts.states import ContactState
-from ctl.errors import BadRequest, CtlError, Unauthorized
+from ctl.errors import BadRequest, CtlError, NotFound, Unauthorized
 from ctl.services import SERVICES, Services
 from ctl.web.auth import SESSION_COOKIE, credentials, same_origin, who
 
@@ -79,9 +79,27 @@ async def me(request: web.Request) -> web.Response:
 async def set_state(request: web.Request) -> web.Response:
     services, who = await _who(request)
     body = await _body(request)
-    await services.routing.set_state(who.agent_id, _field(body, "state"),
-                                     str(body.get("reason") or ""))
+    state, reason = _field(body, "state"), str(body.get("reason") or "")
+    reasons = services.settings.desk.away_reasons
+    if state == "away" and reason and reason not in reasons:
+        raise BadRequest(f"away reason {reason!r} is not one of {', '.join(reasons)} "
+                         "(settings: desk.away_reasons)")
+    await services.routing.set_state(who.agent_id, state, reason)
     return web.json_response(await services.routing.agent_status(who.agent_id))
+
+
+@routes.get("/api/v1/offers/{offer}")
+async def offer(request: web.Request) -> web.Response:
+    """One of the agent's pending offers, with who the customer is (the offer toast)."""
+    services, who = await _who(request)
+    offer_id = request.match_info["offer"]
+    mine = (await services.routing.agent_status(who.agent_id))["offers"]
+    found = next((o for o in mine if o["id"] == offer_id), None)
+    if found is None:
+        raise NotFound(f"no pending offer {offer_id} for you",
+                       hint="it was taken, declined, timed out or withdrawn")
+    return web.json_response({**found, "customer":
+                              await services.customers.of_contact(found["contact_id"])})
 
 
 @routes.post("/api/v1/offers/{offer}/{action:accept|decline}")

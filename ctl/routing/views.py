@@ -154,7 +154,10 @@ def messages(engine: Engine, events: list[Event]) -> Iterator[tuple[str, dict[st
                 if k != "overflow"}
         yield "supervisor", {"type": kind, **body}
         if isinstance(e, Offered) and e.offer_id in engine.offers:
-            yield f"agent:{e.agent_id}", {"type": "offer", "offer": _offer(engine, e.offer_id)}
+            offer = _offer(engine, e.offer_id)
+            # Seconds to answer, for a countdown that needs no clock shared with ours.
+            offer["timeout"] = engine.queues[offer["queue"]].config.offer_timeout
+            yield f"agent:{e.agent_id}", {"type": "offer", "offer": offer}
         elif isinstance(e, OfferEnded | Assigned | WrapupStarted | Released | AgentChanged):
             yield f"agent:{e.agent_id}", {"type": kind, **body}
         elif isinstance(e, Consulting | ConsultEnded):  # both agents see it

@@ -9,6 +9,7 @@ export function createDesk(config, strings) {
   const desk = {
     me: Object.freeze({ ...config.me }),
     languages: config.languages,
+    awayReasons: config.away_reasons || [],
     socket: null,
 
     async api(method, path, body) {
