@@ -8,6 +8,7 @@ own id makes a retry a no-op, so answering before storing finished loses nothing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Mapping
@@ -69,6 +70,14 @@ class Deadline:
             log.warning("%s: a slow message failed: %s", self._channel, task.exception())
 
 
+class ApiAnswer(ChannelError):
+    """The platform answered JSON (an error) where a file was asked for."""
+
+    def __init__(self, message: str, answer: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
 class JsonApi:
     """A platform's HTTP API answering JSON objects; failures are ChannelError naming
     the channel and the URL."""
@@ -82,15 +91,12 @@ class JsonApi:
     async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: bytes | None = None, form: Mapping[str, str] | None = None,
                    headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout))
         url = self.base + path
         sent = dict(headers or {})
         if body is not None:
             sent.setdefault("Content-Type", "application/json; charset=utf-8")
         try:
-            async with self._http.request(method, url, params=params,
+            async with self._session().request(method, url, params=params,
                                           data=body if body is not None else form,
                                           headers=sent) as r:
                 text = await r.text()
@@ -109,20 +115,18 @@ class JsonApi:
 
     async def read(self, path: str, params: Mapping[str, str], limit: int
                    ) -> tuple[bytes, str, str | None]:
-        """GET a file: (bytes, content type, file name); ChannelError past `limit` bytes
-        (read no further) or when the platform answered JSON (its error) instead."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout))
+        """GET a file: (bytes, content type, file name). ChannelError past `limit` bytes
+        (read no further); ApiAnswer when the platform answered JSON (its error)."""
         url = self.base + path
         try:
-            async with self._http.get(url, params=params) as r:
+            async with self._session().get(url, params=params) as r:
                 kind = r.headers.get("Content-Type", "application/octet-stream")
-                declared = r.content_length
-                if declared is not None and declared > limit:
-                    raise ChannelError(f"{self.channel}: {url}: the file is {declared} bytes; "
-                                       f"the limit is {limit}")
-                data = await r.content.read(limit + 1)
+                if r.content_length is not None and r.content_length > limit:
+                    raise ChannelError(f"{self.channel}: {url}: the file is "
+                                       f"{r.content_length} bytes; the limit is {limit}")
+                data = b""
+                while len(data) <= limit and (chunk := await r.content.read(65536)):
+                    data += chunk
                 name = r.content_disposition.filename if r.content_disposition else None
                 status = r.status
         except aiohttp.ClientError as e:
@@ -131,11 +135,21 @@ class JsonApi:
             raise ChannelError(f"{self.channel}: {url}: the file is over the limit of {limit} "
                                "bytes")
         # WeChat answers errors as JSON, sometimes labelled text/plain.
-        if status >= 300 or kind.startswith("application/json") \
-                or (kind.startswith("text/plain") and data.lstrip().startswith(b"{")):
-            raise ChannelError(f"{self.channel}: {url} answered {status} {kind}: "
-                               f"{data[:200].decode(errors='replace')}")
-        return data, kind, name
+        if kind.startswith(("application/json", "text/plain")) \
+                and data.lstrip().startswith(b"{"):
+            with contextlib.suppress(ValueError):
+                answer = json.loads(data)
+                if isinstance(answer, dict):
+                    raise ApiAnswer(f"{self.channel}: {url} answered {data[:200]!r}", answer)
+        if status >= 300:
+            raise ChannelError(f"{self.channel}: {url} answered {status}: {data[:200]!r}")
+        return data, kind.split(";")[0].strip(), name
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout))
+        return self._http
 
     async def close(self) -> None:
         if self._http is not None:

@@ -128,7 +128,9 @@ class Services:
         self.wechat = WechatApi(ch.wechat)
         if ch.wechat.app_id and ch.wechat.app_secret:
             self.outbound.register("wechat", self.wechat)
-        self.wechat_callback = WechatCallback(self.channels, ch.wechat) \
+        self.wechat_callback = WechatCallback(
+            self.channels, ch.wechat, max_bytes=ch.max_attachment_bytes,
+            media=self.wechat if ch.wechat.app_id and ch.wechat.app_secret else None) \
             if ch.wechat.token else None
         self.weibo = WeiboApi(ch.weibo)
         if ch.weibo.access_token:

@@ -6,6 +6,9 @@ expires, and fetched again once when WeChat says it is invalid or expired (40001
 40014, 42001: another process fetched a newer one, or clocks differ).
 POST /cgi-bin/message/custom/send?access_token= {"touser", "msgtype": "text", "text":
 {"content"}} answers {"errcode": 0, "errmsg": "ok"}.
+GET /cgi-bin/media/get?access_token=&media_id= answers the file (its Content-Type, and
+the name in Content-Disposition), or JSON {"errcode", "errmsg"} (40007: no such media;
+WeChat keeps a customer's media 3 days).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from adapters.webhooks import JsonApi
-from ctl.channels.contract import ChannelError, Outgoing
+from adapters.webhooks import ApiAnswer, JsonApi
+from ctl.channels.contract import Attachment, ChannelError, Outgoing
 from ctl.channels.settings import WechatSettings
 
 _STALE_TOKEN = frozenset({40001, 40014, 42001})
@@ -45,6 +48,24 @@ class WechatApi:
             answer = await self._post_send(await self._access_token(stale=token), body)
         _ok(answer, "message/custom/send")
         return None  # the API gives no message id
+
+    async def media(self, media_id: str, limit: int) -> Attachment:
+        """A customer's image or voice (MediaId), at most `limit` bytes."""
+        token = await self._access_token()
+        try:
+            data, kind, name = await self._get_media(token, media_id, limit)
+        except ApiAnswer as e:
+            if e.answer.get("errcode") not in _STALE_TOKEN:
+                _ok(e.answer, "media/get")  # names WeChat's errcode
+                raise
+            data, kind, name = await self._get_media(await self._access_token(stale=token),
+                                                     media_id, limit)
+        return Attachment(name or media_id, kind, data)
+
+    async def _get_media(self, token: str, media_id: str, limit: int
+                         ) -> tuple[bytes, str, str | None]:
+        return await self._api.read("/cgi-bin/media/get",
+                                    {"access_token": token, "media_id": media_id}, limit)
 
     async def _post_send(self, token: str, body: bytes) -> dict[str, Any]:
         return await self._api.call("POST", "/cgi-bin/message/custom/send",

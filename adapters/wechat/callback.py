@@ -8,22 +8,31 @@ FromUserName + CreateTime as their key.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from adapters.webhooks import Deadline
 from adapters.wechat.crypto import MessageCrypt, check
-from ctl.channels.contract import Inbound
+from ctl.channels.contract import Attachment, ChannelError, Inbound, Received
 from ctl.channels.service import ChannelService
 from ctl.channels.settings import WechatSettings
 from ctl.errors import BadRequest, Unauthorized
 
 
+class Media(Protocol):
+    async def media(self, media_id: str, limit: int) -> Attachment: ...
+
+
 class WechatCallback:
     def __init__(self, channels: ChannelService, settings: WechatSettings,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, media: Media | None = None,
+                 max_bytes: int = 10 * 1024 * 1024) -> None:
         self._channels = channels
+        self._media = media  # None: images and voice keep their MediaId only
+        self._max_bytes = max_bytes
         self._s = settings
         self._token = settings.token or ""
         self._clock = clock
@@ -48,8 +57,22 @@ class WechatCallback:
         inbound = to_inbound(fields)
         if inbound is None:
             return "success"  # an event that is no customer message (menu view, location)
-        await self.deadline.run(self._channels.receive(inbound))
+        await self.deadline.run(self._receive(inbound))
         return "success"
+
+    async def _receive(self, inbound: Inbound) -> Received:
+        """Hand in, with the image or voice fetched into the message's attachments; a
+        fetch that fails leaves the message without it (and says why), never lost."""
+        media_id = inbound.meta.get("media_id")
+        if media_id and self._media is not None and inbound.meta["msg_type"] in MEDIA:
+            try:
+                att = await self._media.media(media_id, self._max_bytes)
+                inbound = dataclasses.replace(inbound, attachments=(dataclasses.replace(
+                    att, name=_named(att, inbound.meta["msg_type"])),))
+            except ChannelError as e:
+                inbound = dataclasses.replace(inbound, meta={**inbound.meta,
+                                                             "media_error": str(e)[:300]})
+        return await self._channels.receive(inbound)
 
     def _signed(self, query: Mapping[str, str]) -> None:
         ts, nonce = query.get("timestamp", ""), query.get("nonce", "")
@@ -76,6 +99,15 @@ class WechatCallback:
         check(query.get("msg_signature"), self._token, query.get("timestamp", ""),
               query.get("nonce", ""), encrypted, what="msg_signature")
         return parse_xml(self._crypt.decrypt(encrypted).encode())
+
+
+# Message types whose MediaId media/get serves (video answers a URL instead).
+MEDIA = {"image": ".jpg", "voice": ".amr"}
+
+
+def _named(att: Attachment, kind: str) -> str:
+    """WeChat's file name, or the media id with the type's usual extension."""
+    return att.name if "." in att.name else att.name + MEDIA[kind]
 
 
 def parse_xml(body: bytes) -> dict[str, str]:

@@ -64,8 +64,14 @@ def signed(at: float | None = None, token: str = TOKEN) -> dict[str, str]:
     return {"timestamp": ts, "nonce": nonce, "signature": sha1(token, ts, nonce)}
 
 
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8 + b"\xff\xd9"
+AMR = b"#!AMR\n" + bytes(range(256)) * 4
+LIMIT = 200_000  # channels.max_attachment_bytes in these tests
+
+
 class FakeWechat:
-    """/cgi-bin/token and /cgi-bin/message/custom/send as WeChat documents them."""
+    """/cgi-bin/token, /cgi-bin/message/custom/send and /cgi-bin/media/get as WeChat
+    documents them."""
 
     def __init__(self) -> None:
         self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -93,12 +99,29 @@ class FakeWechat:
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
+    async def media(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token") not in self.valid:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        media_id = request.query.get("media_id", "")
+        if media_id.startswith("m-img"):
+            return web.Response(body=JPEG, content_type="image/jpeg", headers={
+                "Content-Disposition": 'attachment; filename="photo.jpg"'})
+        if media_id == "m-voice":
+            return web.Response(body=AMR, content_type="audio/amr")
+        if media_id == "m-big":
+            return web.Response(body=b"\0" * (LIMIT + 1), content_type="image/jpeg")
+        # WeChat labels its JSON errors text/plain here.
+        return web.Response(text='{"errcode":40007,"errmsg":"invalid media_id"}',
+                            content_type="text/plain")
+
+
 @pytest.fixture(scope="module")
 async def fake() -> AsyncIterator[tuple[FakeWechat, int]]:
     wx = FakeWechat()
     app = web.Application()
     app.router.add_get("/cgi-bin/token", wx.token)
     app.router.add_post("/cgi-bin/message/custom/send", wx.send)
+    app.router.add_get("/cgi-bin/media/get", wx.media)
     async with fake_platform(app) as base:
         yield wx, int(base.rsplit(":", 1)[1])
 
@@ -107,7 +130,7 @@ async def fake() -> AsyncIterator[tuple[FakeWechat, int]]:
 async def wechat_app(data_dir: Path, port: int) -> AsyncIterator[App]:
     wechat = {"token": TOKEN, "app_id": APP_ID, "app_secret": SECRET,
               "encoding_aes_key": AES_KEY, "api_base": f"http://127.0.0.1:{port}"}
-    async with platform_app(data_dir, wechat=wechat) as a:
+    async with platform_app(data_dir, wechat=wechat, max_attachment_bytes=LIMIT) as a:
         yield a
 
 
@@ -174,6 +197,39 @@ async def test_plaintext_messages_stored_once(app: App) -> None:
         ids = await s.scalar(select(func.count()).select_from(Identity).where(
             Identity.kind == "wechat_openid", Identity.value == openid))
     assert ids == 1
+
+
+def media_xml(openid: str, kind: str, media_id: str, msg_id: str) -> str:
+    return (f"<xml><ToUserName>gh_test</ToUserName><FromUserName>{openid}</FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType>{kind}</MsgType>"
+            f"<PicUrl>http://mmbiz/x.jpg</PicUrl><MediaId>{media_id}</MediaId>"
+            f"<Format>amr</Format><MsgId>{msg_id}</MsgId></xml>")
+
+
+async def test_image_and_voice_fetched_into_attachments(app: App, fake: tuple[FakeWechat, int]
+                                                        ) -> None:
+    openid, store = f"o{uuid.uuid4().hex[:20]}", app.services.channels.attachments
+    async with aiohttp.ClientSession() as http:
+        for kind, media_id, msg_id in (("image", "m-img", "65000001"),
+                                       ("voice", "m-voice", "65000002"),
+                                       ("image", "m-gone", "65000003"),
+                                       ("image", "m-big", "65000004")):
+            assert await post(app, http, media_xml(openid, kind, media_id, msg_id)) == \
+                (200, "success")
+        fake[0].valid.clear()  # WeChat expired the token: fetched again once, then the file
+        assert await post(app, http, media_xml(openid, "image", "m-img2", "65000005")) == \
+            (200, "success")
+    [img], [voice], [gone], [big], [again] = [
+        await stored(app, f"wechat:6500000{i}") for i in range(1, 6)]
+    assert [(a["name"], a["type"], a["size"]) for a in img.attachments] == \
+        [("photo.jpg", "image/jpeg", len(JPEG))]
+    assert store.path(img.attachments[0]["sha256"]).read_bytes() == JPEG
+    assert [(a["name"], a["type"]) for a in voice.attachments] == [("m-voice.amr", "audio/amr")]
+    assert store.path(voice.attachments[0]["sha256"]).read_bytes() == AMR
+    # Never lost for its media: kept with the reason.
+    assert gone.attachments == [] and "40007" in gone.meta["media_error"]
+    assert big.attachments == [] and "limit" in big.meta["media_error"]
+    assert again.attachments[0]["sha256"] == img.attachments[0]["sha256"]
 
 
 async def test_safe_mode_encrypted(app: App) -> None:
