@@ -1,6 +1,7 @@
 """Offline speech figures (issue #5), each next to a baseline measured in the same run.
 
-    .venv/bin/python -m bench.speech [--prompts 12] [--streams 1,10,20]
+    .venv/bin/python -m bench.speech [--prompts 12] [--streams 1,10,20] [--texts 8]
+                                     [--parts tts,asr,nlp]
 
 TTS: time to a playable prompt (synthesis + 8 kHz conversion: Asterisk starts playing
 only a whole file) and real-time factor, cold (new text) and cached, for the piper voice
@@ -8,6 +9,10 @@ against espeak-ng. ASR: caller streams paced in real time (20 ms frames) through
 voice activity detector, each utterance then decoded against a phrase grammar; the
 end-of-speech->result delay and whether N streams keep up on this machine. Baseline:
 pocketsphinx free-form decoding (its bundled en-US language model) of the same audio.
+NLP: intent of customers' text (the labelled en and zh messages of the unit test), rules
+plus the embedding model against the rules alone (the baseline): texts per second in
+batches, latency of one text, accuracy; in one process with one BLAS thread, as the
+analysing worker runs.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from pathlib import Path
 
 from ctl.speech.asr import Recognizer
 from ctl.speech.audio import FRAME, Segmenter, Vad
+from ctl.speech.intent import DEFAULT_INTENTS, IntentModel
 from ctl.speech.nlp import match_intent
 from ctl.speech.tts import Tts
 from ctl.telephony.ari import AriClient
+from tests.unit.test_speech_intent import LABELLED_EN, LABELLED_ZH
 
 INTENTS = {
     "refund": ["refund", "I want a refund", "money back"],
@@ -131,14 +138,53 @@ async def bench_asr(counts: list[int], tmp: Path) -> None:
           "start spread over 1.5 s)")
 
 
+def bench_nlp(rounds: int) -> None:
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)  # as in the analysing worker (ctl/speech/insights.py)
+    labelled = LABELLED_EN + LABELLED_ZH
+    texts = [t for t, _ in labelled]
+    t0 = time.perf_counter()
+    from ctl.speech.embed import encoder
+    encoder()
+    print(f"NLP intent ({len(LABELLED_EN)} en + {len(LABELLED_ZH)} zh texts; model load "
+          f"{(time.perf_counter() - t0) * 1000:.0f} ms)")
+    print(f"{'method':<18}{'texts/s':>9}{'one text p50':>14}{'p90':>10}{'en':>7}{'zh':>7}")
+    for name, model in (("rules (baseline)", IntentModel(DEFAULT_INTENTS, embedding=False)),
+                        ("rules+embedding", IntentModel(DEFAULT_INTENTS))):
+        model.classify(texts)  # the examples' vectors, computed once per model
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            model.classify(texts)  # one batch, as the worker gets them
+        rate = rounds * len(texts) / (time.perf_counter() - t0)
+        one = []
+        for text in texts * max(1, rounds // 4):
+            t0 = time.perf_counter()
+            model.classify([text])
+            one.append((time.perf_counter() - t0) * 1000)
+        got = [i.name for i in model.classify(texts)]
+        right = [g == want for g, (_, want) in zip(got, labelled, strict=True)]
+        en = sum(right[:len(LABELLED_EN)]) / len(LABELLED_EN)
+        zh = sum(right[len(LABELLED_EN):]) / len(LABELLED_ZH)
+        print(f"{name:<18}{rate:>9.0f}{statistics.median(one):>12.1f}ms"
+              f"{pct(one, 0.9):>8.1f}ms{en:>7.0%}{zh:>7.0%}")
+    print("(zh text never reaches the model: its latency is the rules' alone)\n")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--streams", default="1,10,20")
+    ap.add_argument("--texts", type=int, default=8, help="rounds over the labelled texts")
+    ap.add_argument("--parts", default="tts,asr,nlp")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-speech-") as d:
-        await bench_tts(args.prompts, Path(d))
-        await bench_asr([int(x) for x in args.streams.split(",")], Path(d))
+        if "tts" in parts:
+            await bench_tts(args.prompts, Path(d))
+        if "asr" in parts:
+            await bench_asr([int(x) for x in args.streams.split(",")], Path(d))
+    if "nlp" in parts:
+        bench_nlp(args.texts)
 
 
 if __name__ == "__main__":
