@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from ctl.channels.contract import Inbound, Received
 from ctl.contacts.service import ContactService
+from ctl.speech.embed import ModelMissing
 from ctl.speech.intent import DEFAULT_INTENTS, IntentModel
 from ctl.speech.nlp import tokens
 from ctl.speech.sentiment import sentiment
@@ -47,7 +48,12 @@ def analyze(texts: list[str], intents: dict[str, list[str]]) -> list[dict[str, A
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
         threadpool_limits(1)  # one core of two: calls and the other worker need the rest
         _model = IntentModel(intents)
-    found = _model.classify(texts)
+    try:
+        found = _model.classify(texts)
+    except ModelMissing as e:  # a broken install: rules and sentiment still work
+        log.error("intents by rules alone: %s", e)
+        _model = IntentModel(intents, embedding=False)
+        found = _model.classify(texts)
     out = []
     for text, intent in zip(texts, found, strict=True):
         label, score = sentiment(text)
