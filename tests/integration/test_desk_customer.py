@@ -113,6 +113,9 @@ async def test_the_pane_shows_the_earlier_chat_and_the_call(app: App, browser: B
     await pane.locator(".c360-crm .c360-orders").wait_for()  # the demo CRM's orders
     await screenshot(page, "desk-customer-360")
     assert await unlabelled(page) == []
+    # The assist module asks for suggestions on the selected contact, which this agent
+    # does not hold (the test selected a finished call): refused, as it should be.
+    errors.allow(r"403 \(Forbidden\).*/api/v1/contacts/[0-9a-f]+/suggestions")
     assert errors == []
     await page.close()
 
