@@ -31,7 +31,7 @@ from ctl.customers.service import CustomerService
 from ctl.errors import BadRequest, CtlError, Forbidden, InvalidTransition
 from ctl.routing.client import Routing
 from ctl.store.db import Database
-from ctl.store.models import CHANNELS, IDENTITY_KINDS, Contact
+from ctl.store.models import CHANNELS, IDENTITY_KINDS, Contact, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ class ChannelService:
         row = {"channel": msg.channel, "direction": "in", "address": msg.address,
                "subject": msg.subject, "text": msg.text, "external_id": store.ext(msg.external_id),
                "thread": store.thread_key(msg.thread), "status": "received",
-               "attachments": stored, "meta": dict(msg.meta)}
+               "attachments": stored, "meta": dict(msg.meta),
+               "created_at": utcnow()}  # here, so the agent's push shows the stored time
         taken = await self._take((kind, norm), msg, row)
         if taken.outcome == "duplicate":
             return Received(taken.message_id, taken.contact_id, taken.customer_id, taken.seq,
@@ -279,4 +280,4 @@ def _may_read(who: Principal, contact: Contact) -> None:
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     keep = ("contact_id", "customer_id", "channel", "direction", "address", "subject", "text",
             "status", "attachments")
-    return {k: row.get(k) for k in keep}
+    return {**{k: row.get(k) for k in keep}, "at": row["created_at"].isoformat()}

@@ -81,9 +81,11 @@ async def test_search_suggest_and_insert_quick_replies(app: App, browser: Browse
     assert event == {"contact_id": contact, "text": "Hi Li Lei, your refund has been "
                      "started. It reaches your card within 3-5 business days."}
     await expect(page.locator(".assist-status")).to_have_text("Inserted: Refund started")
+    box = await _reply_box(page)
+    await expect(box).to_have_value(event["text"])  # the conversations module put it there
 
     # "/" + shortcut in a reply box of the conversations region, picked with the keyboard.
-    box = await _reply_box(page)
+    await box.fill("")
     await box.click()
     await box.press_sequentially("Dear customer, /hel")
     picker = page.locator("#assist-picker")
