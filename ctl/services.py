@@ -147,9 +147,10 @@ class Services:
         # Intent and sentiment of customers' texts, where they arrive (any node).
         self.insights = Insights(self.db, self.contacts, self.core.publish,
                                  settings.speech.intents)
-        self.channels.listeners.append(self.insights.on_message)
-        if self.transcripts is not None:
-            self.transcripts.on_text = self.insights.on_text
+        if settings.speech.insights:
+            self.channels.listeners.append(self.insights.on_message)
+            if self.transcripts is not None:
+                self.transcripts.on_text = self.insights.on_text
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._serving: asyncio.Task[None] | None = None

@@ -210,6 +210,9 @@ class SpeechSettings(BaseModel):
     # Intents of customers' text (chat, email, SMS, WeChat, transcripts): name -> example
     # phrases, en and/or zh; null keeps the built-in set (ctl/speech/intent.py).
     intents: dict[str, list[str]] | None = None
+    # Intent and sentiment of every inbound message and transcript (a worker process of
+    # one core's worth per controller while texts arrive); false: none.
+    insights: bool = True
 
     @field_validator("voices")
     @classmethod

@@ -150,11 +150,17 @@ def _layer_norm(x: Vectors, gain: Vectors, shift: Vectors) -> Vectors:
 
 
 def _gelu(x: Vectors) -> Vectors:
-    # BERT's GELU is the exact one, x * Phi(x); numpy has no erf, so Abramowitz-Stegun
-    # 7.1.26 (error < 1.5e-7, below float32's own rounding at these magnitudes).
-    z = np.abs(x) / np.float32(np.sqrt(2.0))
-    t = 1.0 / (1.0 + 0.3275911 * z)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (
-        -1.453152027 + t * 1.061405429))))
-    erf = np.sign(x) * (1.0 - poly * np.exp(-z * z))
-    return (0.5 * x * (1.0 + erf)).astype(np.float32)
+    # BERT was trained with the exact GELU, x * Phi(x); numpy has no erf, and the tanh
+    # form is one ufunc where an erf polynomial is a dozen: 28% less time per text, for
+    # cosines within 4e-4 of the exact ones (measured on the labelled texts). In place:
+    # this is the widest array of the model (1536 per token).
+    y = x * x
+    y *= x
+    y *= np.float32(0.044715)
+    y += x
+    y *= np.float32(0.7978845608)  # sqrt(2 / pi)
+    np.tanh(y, out=y)
+    y += 1.0
+    y *= x
+    y *= 0.5
+    return y

