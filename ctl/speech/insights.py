@@ -6,8 +6,8 @@ Nothing waits on it: the channel service stores and routes a message first, then
 into a worker process of its own (the embedding model is CPU work that must neither
 hold the event loop nor compete with live recognitions for threads), then writes one
 event per text and pushes it to supervisors' websockets and the agent holding the
-contact. A contact's insight is read
-from those events: the latest intent found and the latest message's sentiment.
+contact. A contact's insight is read from those events: the latest intent found and
+the latest message's sentiment.
 """
 
 from __future__ import annotations
@@ -132,12 +132,12 @@ class Insights:
             data = {**data, **source}
             try:
                 await self.contacts.log(contact_id, "nlp", data)
+                holder = (await self.contacts.get(contact_id)).agent_id
             except Exception:  # e.g. the contact was purged meanwhile
                 log.exception("nlp of contact %s not stored", contact_id)
                 continue
             pushed = {"type": "nlp", "contact_id": contact_id, **data}
             self.publish("supervisor", pushed)
-            holder = (await self.contacts.get(contact_id)).agent_id
             if holder:  # the agent in the conversation sees it too
                 self.publish(f"agent:{holder}", pushed)
 

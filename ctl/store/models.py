@@ -197,7 +197,8 @@ class Contact(Base):
 
 class ContactEvent(Base):
     __tablename__ = "contact_events"
-    __table_args__ = (Index("ix_contact_events_contact_id_id", "contact_id", "id"),)
+    __table_args__ = (Index("ix_contact_events_contact_id_id", "contact_id", "id"),
+                      Index("ix_contact_events_kind_at", "kind", "at"))
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
