@@ -48,6 +48,11 @@ async def _inserted(page: Page) -> list[dict[str, Any]]:
 async def test_search_suggest_and_insert_quick_replies(app: App, browser: Browser) -> None:
     user = f"k{uuid.uuid4().hex[:8]}"
     password = await add_agent(app.services, user, "agent", ("mail",))
+    # The conversation is taken before the panel opens (the panel's offer toast is
+    # another module's business).
+    async with aiohttp.ClientSession() as http:
+        contact = await _contact_for(app, http, user, password, "Li Lei",
+                                     "Hello, my parcel arrived broken. 我要退款")
     page = await browser.new_page()
     errors = ConsoleErrors(page)
     await login(page, app.base, user, password)
@@ -63,9 +68,6 @@ async def test_search_suggest_and_insert_quick_replies(app: App, browser: Browse
     await expect(page.locator("#assist-results .body").first).to_contain_text("30 days")
 
     # The conversations module announces the selected conversation; suggestions follow.
-    async with aiohttp.ClientSession() as http:
-        contact = await _contact_for(app, http, user, password, "Li Lei",
-                                     "Hello, my parcel arrived broken. 我要退款")
     await page.evaluate("""() => { window.__inserted = [];
         desk.on('composer:insert', d => window.__inserted.push(d)); }""")
     await page.evaluate("c => desk.emit('conversation:selected', "
