@@ -180,6 +180,11 @@ class Services:
             await self.knowledge.seed_demo()  # into an empty knowledge base only
         if self.transcripts is not None:
             self.transcripts.start()
+        if self.settings.speech.insights:
+            try:  # open contacts' messages a stopped process had queued but not analysed
+                await self.insights.catch_up()
+            except Exception:
+                log.exception("catching up on messages' intent and sentiment failed")
         self.leading = True
 
     async def _follow(self) -> None:

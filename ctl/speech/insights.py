@@ -24,13 +24,14 @@ from sqlalchemy import select
 
 from ctl.channels.contract import Inbound, Received
 from ctl.contacts.service import ContactService
+from ctl.contacts.states import FINAL
 from ctl.speech.embed import ModelMissing
 from ctl.speech.intent import DEFAULT_INTENTS, IntentModel
 from ctl.speech.nlp import tokens
 from ctl.speech.sentiment import sentiment
 from ctl.speech.worker import Worker
 from ctl.store.db import Database
-from ctl.store.models import ContactEvent, utcnow
+from ctl.store.models import Contact, ContactEvent, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,12 @@ class Insights:
 
     def on_message(self, msg: Inbound, got: Received) -> None:
         """ChannelService listener: a customer's stored message."""
-        text = f"{msg.subject}\n{msg.text}" if msg.subject else msg.text
-        self.on_text(got.contact_id, text, {"source": msg.channel,
-                                            "message_id": got.message_id})
+        self._message(got.contact_id, got.message_id, msg.channel, msg.subject, msg.text)
+
+    def _message(self, contact_id: str, message_id: str, channel: str, subject: str | None,
+                 text: str) -> None:
+        self.on_text(contact_id, f"{subject}\n{text}" if subject else text,
+                     {"source": channel, "message_id": message_id})
 
     def on_text(self, contact_id: str, text: str, source: dict[str, Any]) -> None:
         """Queue a customer's text of a contact for analysis; returns at once."""
@@ -140,6 +144,27 @@ class Insights:
             self.publish("supervisor", pushed)
             if holder:  # the agent in the conversation sees it too
                 self.publish(f"agent:{holder}", pushed)
+
+    async def catch_up(self) -> int:
+        """Queue the customers' messages of open contacts that have no analysis (those
+        queued in a process that stopped before storing it); the number queued. The
+        leader runs it when it starts leading."""
+        async with self.db.session(readonly=True) as s:
+            rows = (await s.execute(
+                select(Message.id, Message.contact_id, Message.channel, Message.subject,
+                       Message.text)
+                .join(Contact, Contact.id == Message.contact_id)
+                .where(Contact.state.not_in([f.value for f in FINAL]), Message.direction == "in")
+                .order_by(Message.contact_id, Message.seq))).all()
+            ids = {r.contact_id for r in rows}
+            done = {d.get("message_id") for d in (await s.scalars(
+                select(ContactEvent.data).where(ContactEvent.contact_id.in_(ids),
+                                                ContactEvent.kind == "nlp"))).all()} \
+                if ids else set()
+        missing = [r for r in rows if r.id not in done]
+        for r in missing:
+            self._message(r.contact_id, r.id, r.channel, r.subject, r.text)
+        return len(missing)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -117,3 +117,24 @@ async def test_transcripts_are_analysed(app: App) -> None:
     await app.services.insights.idle.wait()
     found = (await app.services.insights.latest([contact.id]))[contact.id]
     assert (found["intent"], found["sentiment"]) == ("cancel", "negative")
+
+
+async def test_messages_left_unanalysed_are_caught_up(app: App, http: aiohttp.ClientSession
+                                                      ) -> None:
+    """A process that stops with texts still queued loses them; the next leader queues
+    open contacts' messages that have no analysis (once)."""
+    sup = await login(app, http, "supervisor")
+    insights = app.services.insights
+    await insights.idle.wait()  # the other tests' texts are all stored
+    app.services.channels.listeners.remove(insights.on_message)  # queued, then lost
+    try:
+        got = await post(sup, f"c{uuid.uuid4().hex[:6]}@example.org",
+                         "my invoice shows the wrong amount")
+    finally:
+        app.services.channels.listeners.append(insights.on_message)
+    assert got["contact"] not in await insights.latest([got["contact"]])
+    assert await insights.catch_up() == 1
+    await insights.idle.wait()
+    found = (await insights.latest([got["contact"]]))[got["contact"]]
+    assert (found["intent"], found["texts"]) == ("billing", 1)
+    assert await insights.catch_up() == 0
