@@ -66,8 +66,12 @@ class Principal:
     username: str
     role: str
 
+    def has(self, role: str) -> bool:
+        """At least `role` (an admin has the supervisor's rights, a supervisor the agent's)."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
     def require(self, role: str) -> None:
-        if ROLES.index(self.role) < ROLES.index(role):
+        if not self.has(role):
             raise Forbidden(f"this needs the {role} role; {self.username} is {self.role}")
 
 

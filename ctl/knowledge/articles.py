@@ -155,17 +155,18 @@ class Articles:
             docs: dict[str, tuple[dict[str, int], int]] = {}
             for article_id, term, tf, length in hits:
                 docs.setdefault(article_id, ({}, length))[0][term] = tf
+            if tag is not None and docs:  # tags are JSON: filtered here, alike on both DBs
+                tagged = await s.execute(select(Article.id, Article.tags)
+                                         .where(Article.id.in_(docs)))
+                keep = {i for i, tags in tagged if tag in (tags or [])}
+                docs = {i: d for i, d in docs.items() if i in keep}
             frequency: dict[str, int] = {}
             for counts, _ in docs.values():
                 for t in counts:
                     frequency[t] = frequency.get(t, 0) + 1
             ranked = search.rank(list(terms), docs,
                                  search.Corpus(int(size), float(avg or 0), frequency))
-            # Tags filter after ranking: the few candidates are read anyway.
-            wanted = [doc for _, doc in ranked][: limit * 5 if tag else limit]
-            read = {a.id: a for a in await s.scalars(select(Article)
-                                                     .where(Article.id.in_(wanted)))}
-        scores = {doc: score for score, doc in ranked}
-        out = [view(read[d], scores[d]) for d in wanted
-               if d in read and (tag is None or tag in (read[d].tags or []))]
-        return out[:limit]
+            wanted = ranked[:limit]
+            read = {a.id: a for a in await s.scalars(
+                select(Article).where(Article.id.in_([d for _, d in wanted])))}
+        return [view(read[d], score) for score, d in wanted if d in read]

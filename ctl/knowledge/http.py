@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ctl.agents.auth import ROLES, Principal
 from ctl.errors import BadRequest
 from ctl.knowledge import variables
 from ctl.knowledge.service import Knowledge
@@ -21,10 +20,6 @@ _R = "/api/v1/quick-replies"
 
 def _knowledge(request: web.Request) -> Knowledge:
     return request.app[SERVICES].knowledge
-
-
-def _editor(who: Principal) -> bool:
-    return ROLES.index(who.role) >= ROLES.index("supervisor")
 
 
 def _limit(request: web.Request, default: int, top: int) -> int:
@@ -41,7 +36,7 @@ async def search_articles(request: web.Request) -> web.Response:
     q = request.query
     found = await _knowledge(request).articles.search(
         q.get("q", ""), language=q.get("language") or None, tag=q.get("tag") or None,
-        drafts=_editor(who) and q.get("drafts") in ("1", "true"),
+        drafts=who.has("supervisor") and q.get("drafts") in ("1", "true"),
         limit=_limit(request, 10, 200))
     return web.json_response({"articles": found})
 
@@ -57,7 +52,7 @@ async def create_article(request: web.Request) -> web.Response:
 async def get_article(request: web.Request) -> web.Response:
     _, who = await _who(request)
     return web.json_response(await _knowledge(request).articles.get(
-        request.match_info["article"], drafts=_editor(who)))
+        request.match_info["article"], drafts=who.has("supervisor")))
 
 
 @routes.patch(_A + "/{article}")
