@@ -70,7 +70,8 @@ class Knowledge:
     async def suggest(self, who: Principal, contact_id: str, limit: int = 5
                       ) -> dict[str, Any]:
         """Articles and quick replies for a conversation, from the customer's latest
-        messages in it (or on any channel, when it has none yet) and call transcripts."""
+        messages in it (or on any channel, when it has none yet), what they said to the
+        IVR and call transcripts."""
         async with self._db.session(readonly=True) as s:
             contact = await _contact(s, who, contact_id)
             terms = await _customer_terms(s, contact)
@@ -126,8 +127,10 @@ async def _customer_terms(s: AsyncSession, contact: Contact) -> list[str]:
     texts = list(await s.scalars(inbound.where(Message.contact_id == contact.id)))
     if not texts and contact.customer_id:
         texts = list(await s.scalars(inbound.where(Message.customer_id == contact.customer_id)))
+    # What the caller said to the IVR ("speech") and the call's transcripts.
     events = await s.scalars(select(ContactEvent.data).where(
-        ContactEvent.contact_id == contact.id, ContactEvent.kind == "transcript"))
+        ContactEvent.contact_id == contact.id,
+        ContactEvent.kind.in_(("speech", "transcript"))))
     texts += [str(d.get("text") or "") for d in events]
     # A term counts once per message: a customer pasting one line ten times does not
     # outweigh everything else they wrote.

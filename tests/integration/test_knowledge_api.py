@@ -155,6 +155,10 @@ async def test_rendered_for_a_conversation_and_suggested_from_it(
     assert {"退款政策", "Refund policy"} <= set(titles[:3]), titles
     assert "退款" in hints["terms"] and "order" in hints["terms"]
     assert "/refund" in [r["shortcut"] for r in hints["replies"]]
+    # What the caller said to the IVR, or a call's transcript, counts as well.
+    await app.services.contacts.log(contact, "speech", {"text": "forgot my password"})
+    hints = await agent.call("GET", f"/api/v1/contacts/{contact}/suggestions?limit=10")
+    assert "Reset a password" in [a["title"] for a in hints["articles"]]
     await other.call("GET", f"/api/v1/contacts/{contact}/suggestions", expect=403)
     assert (await sup.call("GET", f"/api/v1/contacts/{contact}/suggestions"))["articles"]
     await agent.call("GET", "/api/v1/contacts/nope/suggestions", expect=404)
