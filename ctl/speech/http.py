@@ -2,6 +2,7 @@
 
 GET /api/v1/contacts/{id}/nlp          the contact's insight and every analysed text
 GET /api/v1/nlp?contacts=ID,ID,...     supervisors: the insight of each listed contact
+GET /api/v1/nlp/open                   supervisors: every open contact's, with its state
 GET /api/v1/nlp/summary[?hours=24]     supervisors: intents, sentiments, frequent keywords
 """
 
@@ -36,6 +37,12 @@ async def contacts_nlp(request: web.Request) -> web.Response:
         raise BadRequest(f"contacts must list 1 to {_MAX_CONTACTS} contact ids, "
                          "comma-separated")
     return web.json_response({"contacts": await services.insights.latest(ids)})
+
+
+@routes.get("/api/v1/nlp/open")
+async def open_nlp(request: web.Request) -> web.Response:
+    services, _ = await _who(request, "supervisor")
+    return web.json_response({"contacts": await services.insights.of_open_contacts()})
 
 
 @routes.get("/api/v1/nlp/summary")

@@ -188,6 +188,19 @@ class Insights:
                        texts=now["texts"] + 1)
         return out
 
+    async def of_open_contacts(self) -> dict[str, dict[str, Any]]:
+        """The insight of every open contact that has one, with its channel, state and
+        agent: what a supervisor's live view lists."""
+        async with self.db.session(readonly=True) as s:
+            rows = (await s.execute(
+                select(Contact.id, Contact.channel, Contact.state, Contact.agent_id)
+                .where(Contact.state.not_in([f.value for f in FINAL]),
+                       Contact.id.in_(select(ContactEvent.contact_id)
+                                      .where(ContactEvent.kind == "nlp"))))).all()
+        found = await self.latest([r.id for r in rows])
+        return {r.id: {"channel": r.channel, "state": r.state, "agent_id": r.agent_id,
+                       **found[r.id]} for r in rows if r.id in found}
+
     async def events(self, contact_id: str) -> list[dict[str, Any]]:
         async with self.db.session(readonly=True) as s:
             rows = (await s.execute(

@@ -74,6 +74,9 @@ async def test_messages_get_intent_and_sentiment(app: App, http: aiohttp.ClientS
     assert one["insight"] == insight
     assert [t["message_id"] for t in one["texts"]] == [first["message"], second["message"]]
     assert "reimburse" in one["texts"][0]["keywords"]
+    live = (await sup.call("GET", "/api/v1/nlp/open"))["contacts"]
+    assert live[contact] == {**insight, "channel": "api", "state": "queued",
+                             "agent_id": None}
     summary = await sup.call("GET", "/api/v1/nlp/summary?hours=1")
     assert summary["intents"]["refund"] >= 1 and summary["sentiments"]["positive"] >= 1
 
@@ -81,6 +84,7 @@ async def test_messages_get_intent_and_sentiment(app: App, http: aiohttp.ClientS
     agent = await login(app, http)
     await agent.call("GET", f"/api/v1/contacts/{contact}/nlp", expect=403)
     await agent.call("GET", f"/api/v1/nlp?contacts={contact}", expect=403)
+    await agent.call("GET", "/api/v1/nlp/open", expect=403)
     bad = await sup.call("GET", "/api/v1/nlp", expect=400)
     assert "contacts" in bad["message"]
     await sup.call("GET", "/api/v1/nlp/summary?hours=soon", expect=400)
@@ -104,6 +108,8 @@ async def test_the_agent_holding_the_contact_sees_it(app: App, http: aiohttp.Cli
     assert (pushed["contact_id"], pushed["intent"]) == (first["contact"], "technical")
     mine = await agent.call("GET", f"/api/v1/contacts/{first['contact']}/nlp")
     assert mine["insight"]["intent"] == "technical" and len(mine["texts"]) == 2
+    live = (await sup.call("GET", "/api/v1/nlp/open"))["contacts"][first["contact"]]
+    assert (live["state"], live["agent_id"]) == ("assigned", agent.agent_id)
     await agent.close()
 
 
