@@ -3,6 +3,7 @@ process sees the same count, and a restart does not unlock anyone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, insert, select, update
@@ -16,22 +17,24 @@ _KEY = 64  # longer names are no agent's (usernames are 32 at most) and share on
 
 
 class Lockout:
-    def __init__(self, db: Database, after: int, period: float) -> None:
+    def __init__(self, db: Database, after: int, period: float,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._after = after
         self._period = timedelta(seconds=period)
+        self._now = clock
 
     async def check(self, username: str) -> None:
         """AccountLocked while `username` is locked (before any password is checked)."""
         async with self._db.session(readonly=True) as s:
             until = await s.scalar(select(LoginFailure.locked_until)
                                    .where(LoginFailure.username == username[:_KEY]))
-        if until is not None and until > utcnow():
+        if until is not None and until > self._now():
             raise AccountLocked(until)
 
     async def failed(self, username: str) -> datetime | None:
         """Count a failure; the time the login is now locked until, if this locked it."""
-        key, now = username[:_KEY], utcnow()
+        key, now = username[:_KEY], self._now()
         # One UPDATE counts atomically however many processes fail at once; failures
         # older than the period no longer count as "in a row".
         count = update(LoginFailure).where(LoginFailure.username == key).values(
@@ -61,4 +64,4 @@ class Lockout:
             await s.execute(delete(LoginFailure).where(LoginFailure.username == username[:_KEY]))
             # Rows of names nobody logs in as again would stay for ever otherwise.
             await s.execute(delete(LoginFailure).where(
-                LoginFailure.last_at < utcnow() - 2 * self._period))
+                LoginFailure.last_at < self._now() - 2 * self._period))

@@ -28,9 +28,11 @@ from tests.integration.desk_browser import (
 @pytest.fixture(scope="module")
 async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     data_dir = tmp_path_factory.mktemp("desk-agent")
-    async with database("sqlite", data_dir) as url, \
-            running(channel_settings(data_dir, url)) as a:
-        yield a
+    async with database("sqlite", data_dir) as url:
+        settings = channel_settings(data_dir, url)
+        settings.routing.queues[0].wrapup_seconds = 600  # "general": wrap-up until done
+        async with running(settings) as a:
+            yield a
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,13 @@ async def test_offer_toast_keyboard_and_reconnect(app: App, browser: Browser,
     assert [(a["contact_id"], a["channel"]) for a in accepted] == [(created["id"], "api")]
     mine = await app.services.routing.agent_status(await page.evaluate("desk.me.agent_id"))
     assert [c["id"] for c in mine["contacts"]] == [created["id"]]
+    # Completing it starts wrap-up, which the top bar shows until it is done.
+    await page.evaluate(f"desk.api('POST', '/api/v1/contacts/{created['id']}/complete')")
+    wrapup = page.locator("[data-region=topbar] .wrapup")
+    await expect(wrapup).to_be_visible()
+    await expect(wrapup).to_have_text("Wrap-up")
+    await page.evaluate(f"desk.api('POST', '/api/v1/contacts/{created['id']}/wrapup-done')")
+    await expect(wrapup).to_be_hidden()
 
     # Escape declines.
     second = await supervisor.call("POST", "/api/v1/contacts",

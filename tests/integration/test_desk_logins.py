@@ -10,8 +10,11 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from ctl.agents.auth import AuthService
@@ -105,20 +108,16 @@ async def test_lock_after_failures_holds_across_processes(db: Database, url: str
     await first.login(name, password)
 
 
-async def test_failures_in_a_row_only(db: Database) -> None:
+async def test_a_good_login_forgets_failures(db: Database) -> None:
     name, password = await new_agent(db)
     a = auth(db, after=2)
     with pytest.raises(Unauthorized):
         await a.login(name, "guess")
-    await a.login(name, password)  # success forgets the failure
-    with pytest.raises(Unauthorized):
+    await a.login(name, password)
+    with pytest.raises(Unauthorized):  # one failure in a row again, not two
         await a.login(name, "guess")
-    quick = auth(db, after=2, period=0.2)
-    await asyncio.sleep(0.3)  # older than the period: no longer "in a row"
-    with pytest.raises(Unauthorized):
-        await quick.login(name, "guess")
     with pytest.raises(AccountLocked):
-        await quick.login(name, "guess")
+        await a.login(name, "guess")
 
 
 def test_hash_format() -> None:
@@ -127,3 +126,52 @@ def test_hash_format() -> None:
     assert verify_password("秘密 password", h) and not verify_password("other", h)
     assert not needs_rehash(h) and needs_rehash(scrypt_hash("x"))
     assert verify_password("x", scrypt_hash("x")) and not verify_password("x", "garbage")
+
+
+_STEPS = st.lists(st.one_of(st.just(("fail", 0.0)), st.just(("ok", 0.0)),
+                            st.tuples(st.just("wait"), st.floats(0.5, 40.0))),
+                  max_size=25)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_STEPS)
+def test_lock_follows_the_model(url: str, steps: list[tuple[str, float]]) -> None:
+    """Any sequence of failed and good logins and waits: locked exactly when the model of
+    "N failures in a row, each within the period of the previous, lock for the period"
+    says so, and a good login while unlocked forgets every failure."""
+    asyncio.run(_run_lock_model(url, steps))
+
+
+async def _run_lock_model(url: str, steps: list[tuple[str, float]]) -> None:
+    after, period = 3, 30.0
+    clock = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=uuid.uuid4().int % 1000)]
+    db = Database(url)
+    lock = Lockout(db, after, period, clock=lambda: clock[0])
+    name = f"m{uuid.uuid4().hex[:10]}"
+    failures, last, until = 0, None, None  # the model
+    try:
+        for kind, seconds in steps:
+            now = clock[0]
+            if kind == "wait":
+                clock[0] = now + timedelta(seconds=seconds)
+                continue
+            if until is not None and until > now:
+                with pytest.raises(AccountLocked):
+                    await lock.check(name)
+                continue
+            await lock.check(name)
+            if kind == "ok":
+                await lock.succeeded(name)
+                failures, last, until = 0, None, None
+                continue
+            failures = 1 if last is not None and last < now - timedelta(seconds=period) \
+                else failures + 1
+            last = now
+            expected = None
+            if failures >= after:
+                failures, until = 0, now + timedelta(seconds=period)
+                expected = until
+            assert await lock.failed(name) == expected
+    finally:
+        await db.close()

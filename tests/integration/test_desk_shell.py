@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -100,11 +99,3 @@ async def test_cookie_needs_csrf_and_a_same_site_websocket(app: App) -> None:
                              data={"username": user, "password": password}) as r:
             assert r.status == 403
 
-
-def test_every_string_in_both_languages() -> None:
-    root = Path(__file__).resolve().parents[2] / "ctl" / "desk" / "i18n"
-    from ctl.desk import i18n
-    en, zh = i18n.strings("en"), i18n.strings("zh-CN")
-    assert set(en) == set(zh), set(en) ^ set(zh)
-    assert {p.name for p in (root / "en").glob("*.json")} == \
-        {p.name for p in (root / "zh-CN").glob("*.json")}

@@ -58,7 +58,11 @@ export function mount(desk) {
     }
   });
 
-  bar.append(name, stateLabel, state, status, langs, logout);
+  // Wrap-up is routing's (available, with a contact being wrapped up): shown, not chosen.
+  const wrapup = el("span", "wrapup", desk.t("shell.state_wrapup"));
+  wrapup.hidden = true;
+
+  bar.append(name, stateLabel, state, wrapup, status, langs, logout);
 
   function show(me) {
     const base = me.status === "wrapup" ? "available" : me.status;
@@ -73,6 +77,7 @@ export function mount(desk) {
       state.add(extra, state.options[state.options.length - 1]);
     }
     state.value = shown = value;
+    wrapup.hidden = me.status !== "wrapup";
     bar.dataset.state = me.status;
     desk.emit("state", { status: me.status, reason: me.reason || "" });
   }
@@ -85,6 +90,16 @@ export function mount(desk) {
     status.textContent = desk.t("shell.connection_lost");
   });
   desk.on("AgentChanged", (msg) => show(msg));
+  // Wrap-up starts and ends without an AgentChanged: read the status then.
+  const reread = async () => {
+    try {
+      show(await desk.api("GET", "/api/v1/me"));
+    } catch (e) {
+      status.textContent = e.message;
+    }
+  };
+  desk.on("WrapupStarted", reread);
+  desk.on("Released", reread);
 }
 
 function el(tag, cls, text) {
