@@ -21,7 +21,10 @@ function build(desk, changed) {
 
   // --- replies -------------------------------------------------------------------------
   const replyList = el("ul", { class: "editor-list", "aria-label": t("replies") });
-  const rf = fields(t, "reply", [
+  // Option labels: assist's own words, the shell's language names, else the value.
+  const label = (o) => [`assist.${o}`, `shell.lang_${o}`].map((k) => [k, desk.t(k)])
+    .find(([k, v]) => v !== k)?.[1] ?? o;
+  const rf = fields(t, label, "reply", [
     ["scope", "select", editor ? ["personal", "team"] : ["personal"]],
     ["title", "input"], ["shortcut", "input"], ["language", "select", desk.languages],
     ["body", "textarea"]]);
@@ -78,7 +81,7 @@ function build(desk, changed) {
   if (editor) {
     const list = el("ul", { class: "editor-list", "aria-label": t("articles") });
     const q = el("input", { type: "search", id: "editor-article-q", autocomplete: "off" });
-    const af = fields(t, "article", [
+    const af = fields(t, label, "article", [
       ["title", "input"], ["language", "select", desk.languages],
       ["status", "select", ["draft", "published"]], ["format", "select", ["markdown", "text"]],
       ["tags", "input"], ["body", "textarea"]]);
@@ -151,13 +154,13 @@ function build(desk, changed) {
 
 // A form of labelled fields: [name, "input"|"textarea"|"select", options?]; set(values)
 // fills it, get() reads it.
-function fields(t, prefix, spec) {
+function fields(t, label, prefix, spec) {
   const inputs = {};
   const form = el("form", { class: `editor-form ${prefix}-form`, "aria-label": t(`${prefix}_form`) });
   for (const [name, kind, options] of spec) {
     const id = `${prefix}-${name}`;
     const input = el(kind, { id, name, rows: kind === "textarea" ? 6 : undefined });
-    for (const o of options || []) input.append(new Option(t(o) === `assist.${o}` ? o : t(o), o));
+    for (const o of options || []) input.append(new Option(label(o), o));
     inputs[name] = input;
     form.append(el("label", { for: id, text: t(`field_${name}`) }), input);
   }
