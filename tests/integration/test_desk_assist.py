@@ -153,7 +153,8 @@ async def test_agents_keep_their_replies_and_supervisors_write_articles(
     await form.get_by_label("Title").fill("Gift cards")
     await form.get_by_label("Status").select_option("published")
     await form.get_by_label("Tags (comma separated)").fill("billing, gift")
-    await form.get_by_label("Text").fill("Gift cards never expire and cannot be refunded.")
+    await form.get_by_label("Text").fill(  # markup in an article is shown, never run
+        "Gift cards **never** expire. <img src=x onerror=\"window.__xss=1\">")
     await form.get_by_role("button", name="Save").click()
     await expect(editor.locator(".editor-articles .editor-list")).to_contain_text("Gift cards")
     assert await unlabelled(sup) == []
@@ -162,4 +163,10 @@ async def test_agents_keep_their_replies_and_supervisors_write_articles(
 
     await page.get_by_label("搜索知识库").fill("gift cards")
     await expect(page.locator("#assist-results .title").first).to_have_text("Gift cards")
+    await page.locator("#assist-results summary").first.click()
+    body = page.locator("#assist-results .body").first
+    await expect(body).to_have_text('Gift cards never expire. <img src=x onerror="window.__xss=1">')
+    assert await body.locator("strong").inner_text() == "never"
+    assert await body.locator("img").count() == 0
+    assert await page.evaluate("window.__xss") is None
     assert errors == []
