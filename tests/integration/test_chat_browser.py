@@ -4,24 +4,17 @@ nothing on screen."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
-# Without the background-networking flags Chromium keeps trying to reach Google's
-# hosts, which this closed network refuses.
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.integration.desk_browser import chromium
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +27,8 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        raise AssertionError("chromium is not installed: apt-get install chromium "
-                             "(bootstrap.sh installs it)")
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    async with chromium() as b:
         yield b
-        await b.close()
 
 
 async def bubbles(page: Page) -> list[str]:
