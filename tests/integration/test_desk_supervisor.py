@@ -52,7 +52,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> None:
     sup, agent = f"s{uuid.uuid4().hex[:8]}", f"a{uuid.uuid4().hex[:8]}"
     password = await add_agent(app.services, sup, role="supervisor")
-    await add_agent(app.services, agent)
+    agent_password = await add_agent(app.services, agent)
     agent_id = (await app.services.agents.get(agent)).id
     page = await browser.new_page()
     errors = ConsoleErrors(page)
@@ -62,7 +62,7 @@ async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> Non
     await expect(tile.locator(".waiting")).to_have_text("0")
     await expect(view.locator(".alert")).to_have_count(0)
 
-    contact = await app.services.intake(channel="api", queue="general")
+    contact = await app.services.intake(channel="chat", queue="general")
     await expect(tile.locator(".waiting")).to_have_text("1")  # pushed, no reload
     alert = view.locator(".alert[data-queue=general][data-kind=waiting]")
     await expect(alert).to_be_visible()
@@ -79,6 +79,11 @@ async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> Non
     row = view.locator(f"tr[data-agent='{agent_id}']")
     take = row.locator(f".contact[data-contact='{contact}'] button")
     await expect(take).to_have_text("Take over")
+    # The agent's panel opens once the offer is taken (its toast would race the API).
+    agent_page = await browser.new_page()  # a context of its own: the agent's session
+    agent_errors = ConsoleErrors(agent_page)
+    await login(agent_page, app.base, agent, agent_password)
+    await expect(agent_page.locator(f"#conv-tab-{contact}")).to_be_visible()
     assert await unlabelled(page) == []
 
     await take.focus()
@@ -88,9 +93,13 @@ async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> Non
     await expect(view.locator(f"tr[data-agent='{sup_id}'] .contact[data-contact='{contact}']")
                  ).to_be_visible()
     assert app.services.core.engine.contacts[contact].agent == sup_id
+    # Told by the push, the agent's panel lets it go; the supervisor's panel has it.
+    await expect(agent_page.locator(f"#conv-tab-{contact}")).to_have_count(0)
+    await expect(page.locator(f"#conv-tab-{contact}")).to_be_visible()
     await screenshot(page, "desk-supervisor-taken-over")
-    assert errors == []
+    assert errors == [] and agent_errors == []
     await page.close()
+    await agent_page.close()
 
 
 async def test_agents_do_not_get_the_view(app: App, browser: Browser) -> None:

@@ -304,6 +304,8 @@ export function mount(desk) {
   desk.on("Released", ({ contact_id }) => {
     if (convs.has(contact_id)) drop(contact_id);
   });
+  // A supervisor took a conversation over: it leaves its agent's panel and joins theirs.
+  desk.on("TakenOver", () => reload());
   desk.on("message", ({ contact, message }) => {
     const conv = convs.get(contact);
     if (!conv) {
