@@ -1,6 +1,7 @@
 """Agent API for conversations (thin: the channels service decides and stores).
 
-GET  /api/v1/me/conversations                   the contacts the agent holds (desk tabs)
+GET  /api/v1/me/conversations[?messages=1&after=C:SEQ,...]  the contacts the agent holds
+     (desk tabs), with their messages after what the panel shows
 GET  /api/v1/contacts/{id}/messages[?after=SEQ]  the contact's messages
 GET  /api/v1/contacts/{id}/history               the customer's messages on every channel
 POST /api/v1/contacts/{id}/messages {"text", "subject"?}  reply on the contact's channel;
@@ -27,8 +28,23 @@ _MAX_FILES = 10
 
 @routes.get("/api/v1/me/conversations")
 async def conversations(request: web.Request) -> web.Response:
+    """?messages=1 adds each conversation's messages; &after=CONTACT:SEQ,... only those
+    after what the panel already shows."""
     services, who = await _who(request)
-    return web.json_response({"conversations": await services.channels.conversations(who)})
+    after = _after(request.query.get("after", "")) \
+        if request.query.get("messages") in ("1", "true") else None
+    return web.json_response({"conversations": await services.channels.conversations(
+        who, after)})
+
+
+def _after(raw: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in filter(None, raw.split(",")):
+        contact, _, seq = part.partition(":")
+        if not contact or not seq.isdigit():
+            raise BadRequest(f"after: {part!r} is not CONTACT:SEQ")
+        out[contact] = int(seq)
+    return out
 
 
 @routes.get("/api/v1/contacts/{contact}/messages")

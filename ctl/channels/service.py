@@ -180,10 +180,12 @@ class ChannelService:
             attachments=attachments, stored=stored)
         return {"id": message_id, "seq": seq}
 
-    async def conversations(self, who: Principal) -> list[dict[str, Any]]:
-        """The contacts the agent holds now, on every channel (the desk's tabs)."""
+    async def conversations(self, who: Principal, after: dict[str, int] | None = None
+                            ) -> list[dict[str, Any]]:
+        """The contacts the agent holds now, on every channel (the desk's tabs); with
+        `after`, each one's messages after the seq it gives (0 when it has none)."""
         async with self._db.session(readonly=True) as s:
-            return await store.held(s, who.agent_id)
+            return await store.held(s, who.agent_id, after)
 
     async def disposition(self, who: Principal, contact_id: str, disposition: str,
                           notes: str) -> dict[str, str]:

@@ -172,35 +172,53 @@ async def of_customer(s: AsyncSession, customer_id: str, limit: int = 500) -> li
     return list(reversed(list(await s.scalars(stmt))))
 
 
-async def held(s: AsyncSession, agent_id: str) -> list[dict[str, Any]]:
+async def held(s: AsyncSession, agent_id: str, after: dict[str, int] | None = None
+               ) -> list[dict[str, Any]]:
     """The contacts `agent_id` holds (every channel, voice included), oldest first, with
-    their customer's name, last message seq and latest disposition: the desk's tabs."""
-    last = (select(Message.contact_id, func.max(Message.seq).label("last_seq"))
-            .group_by(Message.contact_id).subquery())
+    their customer's name, last message seq and latest disposition: the desk's tabs.
+    With `after` ({contact id: seq}, 0 for a contact not in it) each carries its
+    messages after that seq too: one request for the whole panel."""
     rows = (await s.execute(
-        select(Contact, Customer.display_name, last.c.last_seq)
+        select(Contact, Customer.display_name)
         .outerjoin(Customer, Customer.id == Contact.customer_id)
-        .outerjoin(last, last.c.contact_id == Contact.id)
         .where(Contact.agent_id == agent_id, Contact.state.in_(HELD_STATES))
         .order_by(Contact.created_at))).all()
+    ids = [r[0].id for r in rows]
+    last: dict[str, int] = {}
     notes: dict[str, dict[str, Any]] = {}
-    if rows:
+    found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    if ids:
+        last = dict((await s.execute(  # type: ignore[arg-type]
+            select(Message.contact_id, func.max(Message.seq))
+            .where(Message.contact_id.in_(ids)).group_by(Message.contact_id))).all())
         events = await s.scalars(
             select(ContactEvent).where(ContactEvent.kind == "disposition",
-                                       ContactEvent.contact_id.in_([r[0].id for r in rows]))
+                                       ContactEvent.contact_id.in_(ids))
             .order_by(ContactEvent.id))
         notes = {e.contact_id: dict(e.data or {}) for e in events}  # the latest wins
+    if ids and after is not None:
+        wanted = [i for i in ids if last.get(i, 0) > after.get(i, 0)]
+        if wanted:
+            for m in await s.scalars(select(Message).where(
+                    Message.contact_id.in_(wanted),
+                    Message.seq > min(after.get(i, 0) for i in wanted))
+                    .order_by(Message.contact_id, Message.seq)):
+                if m.contact_id is not None and m.seq > after.get(m.contact_id, 0):
+                    found[m.contact_id].append(view(m))
     out = []
-    for contact, name, last_seq in rows:
+    for contact, name in rows:
         attrs = contact.attributes or {}
-        out.append({
+        entry = {
             "contact_id": contact.id, "channel": contact.channel, "state": contact.state,
             "customer_id": contact.customer_id,
             "customer_name": name or attrs.get("caller_name") or None,
             "address": attrs.get("address") or attrs.get("caller"),
-            "subject": attrs.get("subject"), "last_seq": last_seq or 0,
+            "subject": attrs.get("subject"), "last_seq": last.get(contact.id, 0),
             "opened_at": contact.created_at.isoformat(),
-            "disposition": notes.get(contact.id, {})})
+            "disposition": notes.get(contact.id, {})}
+        if after is not None:
+            entry["messages"] = found[contact.id]
+        out.append(entry)
     return out
 
 

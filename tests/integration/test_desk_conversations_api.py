@@ -79,6 +79,14 @@ async def test_conversations_replies_and_wrapup(app: App, http: aiohttp.ClientSe
             for t in tabs] == [(first, "api", "assigned", "Li Lei", 1),
                                (second, "api", "assigned", "Han Meimei", 1)]
     assert tabs[0]["subject"] == "Broken router" and tabs[0]["customer_id"]
+    # The whole panel in one request: each conversation's messages after what it shows.
+    full = (await agent.call("GET", "/api/v1/me/conversations?messages=1"))["conversations"]
+    assert [[m["text"] for m in c["messages"]] for c in full] == \
+        [["hello from Li Lei"], ["hello from Han Meimei"]]
+    full = (await agent.call("GET", f"/api/v1/me/conversations?messages=1&after={first}:1"))
+    assert [len(c["messages"]) for c in full["conversations"]] == [0, 1]
+    bad = await agent.call("GET", "/api/v1/me/conversations?messages=1&after=x:y", expect=400)
+    assert "CONTACT:SEQ" in bad["message"]
     # Another agent sees none of them and may not write in them.
     assert (await other.call("GET", "/api/v1/me/conversations"))["conversations"] == []
     await other.call("POST", f"/api/v1/contacts/{first}/messages", {"text": "hi"}, expect=403)

@@ -14,7 +14,6 @@ import { wrapup } from "./conversations/wrapup.js";
 const CHANNELS = ["voice", "chat", "email", "sms", "wechat", "weibo", "douyin", "api", "task"];
 // Channels whose address means something to an agent (a chat's is a session id).
 const ADDRESSES = new Set(["voice", "email", "sms"]);
-const READERS = 4; // conversations read at once at load and after a reconnect
 const TYPING_SHOWN_MS = 6000;
 
 export function mount(desk) {
@@ -58,23 +57,27 @@ export function mount(desk) {
   }
 
   async function readAll() {
-    const { conversations } = await desk.api("GET", "/api/v1/me/conversations");
+    // One request: the list, and each conversation's messages after what is shown (from
+    // the first outgoing one whose delivery may still change).
+    const after = [...convs.values()].map((c) => `${c.info.contact_id}:${floor(c)}`).join(",");
+    const { conversations } = await desk.api(
+      "GET", `/api/v1/me/conversations?messages=1&after=${encodeURIComponent(after)}`);
     const seen = new Set();
-    for (const info of conversations) {
+    for (const { messages, ...info } of conversations) {
       seen.add(info.contact_id);
-      const conv = convs.get(info.contact_id);
+      let conv = convs.get(info.contact_id);
       if (conv) {
         const changed = conv.info.state !== info.state;
         conv.info = { ...conv.info, ...info };
         if (changed && conv === selected) show(conv);
       } else {
-        convs.set(info.contact_id, fresh(info));
+        conv = fresh(info);
+        convs.set(info.contact_id, conv);
       }
+      took(conv, messages);
     }
     for (const id of [...convs.keys()]) if (!seen.has(id)) drop(id);
     renderTabs();
-    const stale = [...convs.values()].filter((c) => !c.loaded || c.info.last_seq > c.lastSeq || pending(c));
-    await pool(stale, READERS, readMessages);
     root.dataset.loaded = "true";
     if (!selected && convs.size) select(convs.values().next().value, false);
   }
@@ -84,23 +87,23 @@ export function mount(desk) {
              draft: null, typing: null };
   }
 
-  function pending(conv) { // outgoing messages whose delivery may still change
-    for (const m of conv.messages.values()) {
-      if (m.direction === "out" && !FINAL_STATUSES.has(m.status) && m.channel !== "chat") return true;
-    }
-    return false;
-  }
-
-  async function readMessages(conv) {
+  function floor(conv) { // re-read from here: after the last seq, or an unsettled reply
     let after = conv.lastSeq;
     for (const m of conv.messages.values()) {
       if (m.direction === "out" && !FINAL_STATUSES.has(m.status) && m.channel !== "chat") {
         after = Math.min(after, m.seq - 1);
       }
     }
+    return after;
+  }
+
+  async function readMessages(conv) {
     const id = conv.info.contact_id;
-    const { messages } = await desk.api("GET", `/api/v1/contacts/${id}/messages?after=${after}`);
-    if (convs.get(id) !== conv) return;
+    const { messages } = await desk.api("GET", `/api/v1/contacts/${id}/messages?after=${floor(conv)}`);
+    if (convs.get(id) === conv) took(conv, messages);
+  }
+
+  function took(conv, messages) {
     const first = !conv.loaded;
     conv.loaded = true;
     for (const m of messages) put(conv, m);
@@ -354,20 +357,12 @@ export function mount(desk) {
     if (selected) markRead(selected);
   });
 
-  reload(); // now, not only at the first ws:open: the tabs show sooner
-}
-
-async function pool(items, width, fn) {
-  const queue = [...items];
-  await Promise.all(Array.from({ length: Math.min(width, queue.length) }, async () => {
-    while (queue.length) {
-      try {
-        await fn(queue.shift());
-      } catch (e) {
-        if (e.status !== 401) console.warn("conversations: reading messages failed", e.message);
-      }
-    }
-  }));
+  // The first ws:open reads everything (reading at mount as well read it all twice, the
+  // second pass needed anyway for what arrived before the socket subscribed); if the
+  // push socket cannot open (a proxy refusing websockets), read without it.
+  setTimeout(() => {
+    if (!root.dataset.loaded && !loading) reload();
+  }, 3000);
 }
 
 function loadRead(key) {
