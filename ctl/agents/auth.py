@@ -84,6 +84,11 @@ class AuthService:
         self.lifetime_seconds = int(self._lifetime.total_seconds())
         self._csrf_key = csrf_key.encode()
 
+    @staticmethod
+    def topic(token: str) -> str:
+        """The push topic of one session's websockets (told when it ends)."""
+        return f"session:{_token_id(token)}"
+
     def csrf_token(self, token: str) -> str:
         """The session's CSRF token: derived, so nothing more is stored, and useless for
         any other session."""

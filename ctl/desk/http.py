@@ -44,6 +44,13 @@ def _render(name: str, lang: str, status: int = 200, **values: Any) -> web.Respo
                         headers=_PAGE_HEADERS)
 
 
+def _https(request: web.Request) -> bool:
+    """Served over https, directly or behind a TLS-terminating proxy (which says so; a
+    false claim only makes the browser withhold the cookie over plain http)."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    return request.secure or forwarded == "https"
+
+
 def _language(request: web.Request, *setting: str | None) -> str:
     return i18n.pick(request.query.get("lang"), *setting, request.cookies.get(LANG_COOKIE),
                      accept=request.headers.get("Accept-Language", ""))
@@ -52,7 +59,7 @@ def _language(request: web.Request, *setting: str | None) -> str:
 def _remember_language(request: web.Request, response: web.StreamResponse, lang: str) -> None:
     if request.query.get("lang") == lang:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/desk",
-                            samesite="Strict", secure=request.secure)
+                            samesite="Strict", secure=_https(request))
 
 
 async def _session(request: web.Request) -> tuple[Services, Principal, str] | None:
@@ -129,7 +136,7 @@ async def login(request: web.Request) -> web.Response:
                        error=i18n.strings(lang)["shell.login_wrong"])
     response = web.Response(status=303, headers={"Location": "/desk/"})
     response.set_cookie(SESSION_COOKIE, token, max_age=services.auth.lifetime_seconds,
-                        path="/", httponly=True, samesite="Strict", secure=request.secure)
+                        path="/", httponly=True, samesite="Strict", secure=_https(request))
     return response
 
 

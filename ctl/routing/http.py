@@ -62,8 +62,11 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the session; the agent goes offline (its pending offers go to others)."""
     services, who = await _who(request)
+    token = credentials(request)[0]
     await services.routing.set_state(who.agent_id, "offline")
-    await services.auth.logout(credentials(request)[0])
+    await services.auth.logout(token)
+    # This session's websockets (other tabs, on any node) end too: the session is gone.
+    services.core.publish(services.auth.topic(token), {"type": "closed", "reason": "logged_out"})
     response = _ok()
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -197,12 +200,12 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     try:
-        who = await _ws_login(services, request, ws)
+        who, token = await _ws_login(services, request, ws)
     except CtlError as e:
         await ws.send_json({"type": "error", "error": e.code, "message": str(e)})
         await ws.close()
         return ws
-    topics = [f"agent:{who.agent_id}"]
+    topics = [f"agent:{who.agent_id}", services.auth.topic(token)]
     if who.role != "agent":
         topics.append("supervisor")
     with contextlib.ExitStack() as stack:
@@ -231,7 +234,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _ws_login(services: Services, request: web.Request,
-                    ws: web.WebSocketResponse) -> Principal:
+                    ws: web.WebSocketResponse) -> tuple[Principal, str]:
     token, by_cookie = credentials(request)
     if by_cookie:
         same_origin(request)  # another site's page would send this cookie along too
@@ -243,7 +246,7 @@ async def _ws_login(services: Services, request: web.Request,
             token = str(json.loads(msg.data)["token"])
         except (ValueError, KeyError, TypeError):
             raise Unauthorized("send {\"token\": ...} first") from None
-    return await services.auth.check(token)
+    return await services.auth.check(token), token
 
 
 async def _pump(source: asyncio.Queue[dict[str, Any]],

@@ -21,6 +21,7 @@ from tests.integration.desk_browser import (
     ConsoleErrors,
     chromium,
     login,
+    ready,
     screenshot,
     unlabelled,
 )
@@ -51,6 +52,10 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def agent(app: App, role: str = "agent") -> tuple[str, str]:
     user = f"a{uuid.uuid4().hex[:8]}"
     return user, await add_agent(app.services, user, role=role, queues=("general",))
+
+
+async def agent_id(app: App, username: str) -> str:
+    return (await app.services.agents.get(username)).id
 
 
 async def clean(page: Page, errors: ConsoleErrors, name: str) -> None:
@@ -203,7 +208,7 @@ async def test_chinese_ui(app: App, browser: Browser) -> None:
 
 async def test_login_shows_the_panel(app: App, browser: Browser) -> None:
     user, password = await agent(app)
-    page = await browser.new_page()
+    page = await (await browser.new_context()).new_page()
     errors = ConsoleErrors(page)
     await page.goto(f"{app.base}/desk/")
     assert page.url == f"{app.base}/desk/login"  # no session: the login form
@@ -214,7 +219,18 @@ async def test_login_shows_the_panel(app: App, browser: Browser) -> None:
         assert await page.locator(f"[data-region={region}]").count() == 1
     assert await page.evaluate("desk.me.username") == user
     await clean(page, errors, "desk-panel")
-    await page.close()
+    # A second tab of the same session; logging out in the first ends both.
+    other = await page.context.new_page()
+    other_errors = ConsoleErrors(other)
+    await other.goto(f"{app.base}/desk/")
+    await ready(other)
+    await page.locator("button.logout").click()
+    await page.wait_for_url(f"{app.base}/desk/login")
+    await other.wait_for_url(f"{app.base}/desk/login")
+    me = await app.services.routing.agent_status(await agent_id(app, user))
+    assert me["status"] == "offline"
+    assert errors == [] and other_errors == []
+    await page.context.close()
 
 
 async def test_cookie_needs_csrf_and_a_same_site_websocket(app: App) -> None:
@@ -226,6 +242,7 @@ async def test_cookie_needs_csrf_and_a_same_site_websocket(app: App) -> None:
             assert r.status == 303
             cookie = r.cookies["ctl_session"]
             assert cookie["httponly"] and cookie["samesite"] == "Strict"
+            assert not cookie["secure"]  # plain http: a Secure cookie would never return
         async with http.get(f"{app.base}/desk/") as r:
             page = await r.text()
             assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
@@ -256,6 +273,11 @@ async def test_cookie_needs_csrf_and_a_same_site_websocket(app: App) -> None:
             assert r.status == 200
         async with http.get(f"{app.base}/api/v1/me") as r:
             assert r.status == 401
+        # Behind a TLS-terminating proxy the cookie is Secure.
+        async with http.post(f"{app.base}/desk/login", allow_redirects=False,
+                             headers={"X-Forwarded-Proto": "https"},
+                             data={"username": user, "password": password}) as r:
+            assert r.status == 303 and r.cookies["ctl_session"]["secure"]
         # Login forms of other sites are refused (login CSRF).
         async with http.post(f"{app.base}/desk/login", allow_redirects=False,
                              headers={"Origin": "https://evil.example"},

@@ -97,7 +97,9 @@ export function connect(desk) {
       if (msg.type === "hello") {
         delay = 500;
         desk.emit("ws:open", msg);
-      } else if (msg.type === "error" && msg.error === "unauthorized") {
+      } else if ((msg.type === "error" && msg.error === "unauthorized")
+                 || (msg.type === "closed" && msg.reason === "logged_out")) {
+        desk.socket = null; // no reconnect: this session is over
         location.assign("/desk/login");
         return;
       }

@@ -50,6 +50,9 @@ export function mount(desk) {
     title.id = titleId;
     const queue = el("span", "queue", desk.t("shell.offer_queue", { queue: offer.queue }));
     const customer = el("span", "customer", desk.t("shell.offer_customer_unknown"));
+    queue.id = `offer-${offer.id}-queue`;
+    customer.id = `offer-${offer.id}-customer`;
+    node.setAttribute("aria-describedby", `${queue.id} ${customer.id}`);
     const left = el("span", "countdown");
     left.setAttribute("role", "timer");
     const accept = button("accept", desk.t("shell.offer_accept"));
