@@ -58,19 +58,22 @@ class ChatService:
         if not name or len(name) > 200:
             raise BadRequest("name: please give your name (up to 200 characters)")
         email, phone = form.get("email"), form.get("phone")
+        given = []
         if email:
             value = normalize_email(str(email))
             if value is None:
                 raise BadRequest(f"email: {email!r} is not an email address")
-            kind = "email"
-        elif phone:
+            given.append(["email", value])
+        if phone:
             value = normalize_phone(str(phone), self._region)
             if value is None:
                 raise BadRequest(f"phone: {phone!r} is not a phone number")
-            kind = "phone"
-        else:
+            given.append(["phone", value])
+        if not given:
             raise BadRequest("email or phone: we need one to reach you")
-        visitor = Visitor(uuid.uuid4().hex, kind, value, name)
+        # Both given: one customer has both (the phone calling later finds this chat).
+        (kind, value), *also = given
+        visitor = Visitor(uuid.uuid4().hex, kind, value, name, also)
         return visitor, self.tokens.issue(visitor)
 
     async def say(self, visitor: Visitor, cid: str, text: str,
@@ -81,6 +84,7 @@ class ChatService:
             raise BadRequest("text: the message is empty")
         return await self.channels.receive(Inbound(
             channel="chat", identity=(visitor.kind, visitor.value), address=visitor.session,
+            also=tuple((k, v) for k, v in visitor.also),
             text=text, name=visitor.name, external_id=f"{visitor.thread}:{cid}",
             thread=visitor.thread, attachments=attachments))
 

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ctl.errors import Unauthorized
 
@@ -21,6 +21,7 @@ class Visitor:
     kind: str  # identity kind from the pre-chat form (email, phone)
     value: str  # normalised
     name: str
+    also: list[list[str]] = field(default_factory=list)  # the form's other [kind, value]s
 
     @property
     def thread(self) -> str:

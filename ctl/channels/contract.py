@@ -69,6 +69,9 @@ class Inbound:
     attachments: tuple[Attachment, ...] = ()
     queue: str | None = None  # None: the channel's queue from settings
     meta: dict[str, Any] = field(default_factory=dict)
+    # Other identities the customer gave (a chat form's phone beside its email), linked
+    # to the same customer when nobody has them yet; unusable ones are ignored.
+    also: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

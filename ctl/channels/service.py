@@ -90,7 +90,7 @@ class ChannelService:
                "thread": store.thread_key(msg.thread), "status": "received",
                "attachments": stored, "meta": dict(msg.meta),
                "created_at": utcnow()}  # here, so the agent's push shows the stored time
-        taken = await self._take((kind, norm), msg, row)
+        taken = await self._take((kind, norm), msg, row, self._usable(msg.also))
         if taken.outcome == "duplicate":
             return Received(taken.message_id, taken.contact_id, taken.customer_id, taken.seq,
                             False, True)
@@ -110,14 +110,23 @@ class ChannelService:
                 log.exception("a reply in thread %s could not be filed", taken.thread)
         return got
 
-    async def _take(self, identity: tuple[str, str], msg: Inbound, row: dict[str, Any]
-                    ) -> store.Taken:
+    def _usable(self, given: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        """The extra identities of a message, normalised; unusable ones left out."""
+        out = []
+        for kind, raw in given:
+            value = normalize(kind, raw, self._region) if kind in IDENTITY_KINDS else None
+            if value is not None:
+                out.append((kind, value))
+        return tuple(out)
+
+    async def _take(self, identity: tuple[str, str], msg: Inbound, row: dict[str, Any],
+                    also: tuple[tuple[str, str], ...] = ()) -> store.Taken:
         """Store the message (one transaction when its contact is open; a new contact
         first otherwise). PostgreSQL may refuse a concurrent identity or seq: retried."""
         for attempt in range(_ATTEMPTS):
             try:
                 taken = await self._db.write(
-                    lambda s: store.take(s, identity, msg.name, msg.refs, row))
+                    lambda s: store.take(s, identity, msg.name, msg.refs, row, also))
                 if taken.outcome != "open":
                     return taken
                 contact = await self._contacts.open(

@@ -123,7 +123,7 @@ class Taken:
 
 
 def take(s: Session, identity: tuple[str, str], name: str | None, refs: tuple[str, ...],
-         row: dict[str, Any]) -> Taken:
+         row: dict[str, Any], also: tuple[tuple[str, str], ...] = ()) -> Taken:
     """An inbound message in one transaction (one hop on SQLite): deduplicate, identify
     the customer (`identity` normalised), find the conversation, store the message."""
     channel, external_id = row["channel"], row.get("external_id")
@@ -135,7 +135,7 @@ def take(s: Session, identity: tuple[str, str], name: str | None, refs: tuple[st
         if dup is not None and dup.contact_id is not None:
             return Taken("duplicate", dup.customer_id or "", dup.thread, dup.id, dup.seq,
                          dup.contact_id)
-    customer_id = identify_in(s, *identity, name)
+    customer_id = identify_in(s, *identity, name, also)
     contact, thread = open_contact(s, channel, row.get("thread"), refs)
     thread = thread or row.get("thread")
     if contact is None:

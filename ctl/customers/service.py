@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
@@ -76,15 +77,34 @@ class CustomerService:
         return await self._db.write(lambda s: _create_in(s, kind, value, display_name))
 
 
-def identify_in(s: Session, kind: str, value: str, display_name: str | None = None) -> str:
+def identify_in(s: Session, kind: str, value: str, display_name: str | None = None,
+                also: Sequence[tuple[str, str]] = ()) -> str:
     """identify() inside the caller's transaction; `value` is already normalised.
+
+    `also`: other identities (normalised) the customer gave with it, e.g. the phone of a
+    chat form that asked for an email too. The first of all of them that is known names
+    the customer (so a visitor who called before joins that caller's record), and those
+    nobody has yet are linked to it; one that another customer has stays theirs (two
+    records of one person are merged by a supervisor, never on a form's say-so).
 
     On SQLite the caller's write transaction holds the lock, so nobody can create the
     same identity meanwhile. On PostgreSQL a concurrent creator makes the caller's flush
     or commit raise IntegrityError: the caller retries its whole transaction.
     """
-    found = s.scalars(_FIND, {"kind": kind, "value": value}).first()
-    return found if found is not None else _create_in(s, kind, value, display_name)
+    if not also:  # the hot path of every call and message: one lookup
+        found = s.scalars(_FIND, {"kind": kind, "value": value}).first()
+        return found if found is not None else _create_in(s, kind, value, display_name)
+    given = [(kind, value), *also]
+    owners = {k_v: s.scalars(_FIND, {"kind": k_v[0], "value": k_v[1]}).first()
+              for k_v in given}
+    customer = next((o for o in owners.values() if o is not None), None)
+    if customer is None:
+        customer = _create_in(s, kind, value, display_name)
+        owners[kind, value] = customer
+    for (k, v), owner in owners.items():
+        if owner is None:
+            s.execute(insert(_IDENTITIES), {"customer_id": customer, "kind": k, "value": v})
+    return customer
 
 
 def _create_in(s: Session, kind: str, value: str, display_name: str | None) -> str:

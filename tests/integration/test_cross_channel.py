@@ -59,3 +59,10 @@ async def test_chat_then_call_is_one_customer(ctl: CtlProcess, caller: Caller, d
     seen = (await sup.call("GET", f"/api/v1/contacts/{call.id}/history"))["messages"]
     assert [(m["channel"], m["text"], m["contact_id"]) for m in seen] == \
         [("chat", "my router keeps rebooting", chat_contact)]
+    # The customer 360 the desk shows for the call: the call, then the earlier chat.
+    page = await sup.call("GET", f"/api/v1/customers/{call.customer_id}/timeline")
+    assert [(e["id"], e["channel"]) for e in page["entries"]] == \
+        [(call.id, "voice"), (chat_contact, "chat")]
+    assert page["entries"][1]["messages"][0]["text"] == "my router keeps rebooting"
+    found = await sup.call("GET", f"/api/v1/customers?q={number[2:]}")
+    assert [c["id"] for c in found["customers"]] == [call.customer_id]

@@ -323,3 +323,35 @@ async def test_profile_changes(app: App, http: aiohttp.ClientSession) -> None:
     err = await agent.call("PATCH", f"/api/v1/customers/{customer}", {"tier": "gold"},
                            expect=400)
     assert "tier" in err["message"]
+
+
+async def test_a_chat_form_with_email_and_phone_is_one_customer(
+        app: App, http: aiohttp.ClientSession) -> None:
+    """The pre-chat form's phone is linked to the chatting customer, so a later call from
+    it (identified as calls are, by the caller's number) is the same customer; and a
+    caller who chats later giving a new email joins the caller's record."""
+    agent = await login(app, http)
+    chat = app.services.chat
+    number, email = phone(), f"w{uuid.uuid4().hex[:8]}@example.com"
+    visitor, token = chat.start({"name": "Wang Wei", "email": email,
+                                 "phone": f"({number[2:5]}) {number[5:8]}-{number[8:]}"})
+    assert chat.tokens.read(token) == visitor
+    said = await chat.say(visitor, "c1", "where is my parcel?")
+    later = await app.services.contacts.open("voice", identity=("phone", number))
+    assert later.customer_id == said.customer_id
+    got = await agent.call("GET", f"/api/v1/customers/{said.customer_id}")
+    assert {(i["kind"], i["value"]) for i in got["identities"]} == \
+        {("email", email), ("phone", number)}
+
+    caller = phone()
+    first = await app.services.contacts.open("voice", identity=("phone", caller))
+    new_email = f"n{uuid.uuid4().hex[:8]}@example.com"
+    visitor, _ = chat.start({"name": "Caller", "email": new_email, "phone": caller})
+    assert (await chat.say(visitor, "c1", "hi")).customer_id == first.customer_id
+    # An identity someone else has stays theirs: merging is a supervisor's decision.
+    visitor, _ = chat.start({"name": "X", "email": email, "phone": caller})
+    assert (await chat.say(visitor, "c1", "hi")).customer_id == said.customer_id
+    got = await agent.call("GET", f"/api/v1/customers/{first.customer_id}")
+    assert {i["value"] for i in got["identities"]} == {caller, new_email}
+    with pytest.raises(Exception, match="phone: '12' is not a phone number"):
+        chat.start({"name": "Y", "email": email, "phone": "12"})
