@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
 from ctl.channels.contract import Inbound
+from ctl.contacts.states import ContactState
 from ctl.customers.crm import CrmSettings
 from ctl.web import demo
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
@@ -77,6 +78,8 @@ async def customer_with_history(app: App) -> dict[str, Any]:
         channel="chat", identity=("phone", number), address=f"s-{uuid.uuid4().hex}",
         text="my router keeps rebooting", name="Liu Yang", thread=uuid.uuid4().hex,
         external_id=uuid.uuid4().hex))
+    # Over, as an earlier chat is: nothing of it waits to be offered to a later test's agent.
+    await app.services.routing.end(chat.contact_id, ContactState.ABANDONED, "customer_left")
     name = f"{uuid.uuid4().hex}.wav"
     tone(app.settings.recordings_dir / name, seconds=2.0)
     voice = await call(app, chat.customer_id, name)
@@ -197,5 +200,37 @@ async def test_chinese(app: App, browser: Browser) -> None:
     await pane.get_by_text("在线聊天").first.wait_for()
     assert await pane.get_by_label("添加标签").count() == 1
     await screenshot(page, "desk-customer-zh")
+    assert errors == []
+    await page.close()
+
+
+async def test_taking_a_chat_shows_the_customers_earlier_chat(app: App,
+                                                              browser: Browser) -> None:
+    """End to end through the conversations panel: the customer chatted yesterday (that
+    chat is over), writes again; the agent takes the offer from the toast and the
+    Customer pane shows who it is with the earlier chat in the history."""
+    number = phone()
+    before = await app.services.channels.receive(Inbound(
+        channel="chat", identity=("phone", number), address=f"s-{uuid.uuid4().hex}",
+        text="is my refund through?", name="Zhou Min", thread=uuid.uuid4().hex,
+        external_id=uuid.uuid4().hex))
+    await app.services.routing.end(before.contact_id, ContactState.ABANDONED, "customer_left")
+    page, errors, _ = await agent_page(app, browser)
+    await page.select_option("#agent-state", "available")
+    await page.locator("[data-region=topbar][data-state=available]").wait_for()
+    now = await app.services.channels.receive(Inbound(
+        channel="chat", identity=("phone", number), address=f"s-{uuid.uuid4().hex}",
+        text="hello again", name="Zhou Min", thread=uuid.uuid4().hex,
+        external_id=uuid.uuid4().hex))
+    toast = page.locator(".toast[data-channel=chat]")
+    await toast.locator(".accept").press("Enter")  # the offer toast, with the keyboard
+    await toast.wait_for(state="detached")
+    pane = page.locator("[data-region=customer]")
+    await pane.get_by_role("heading", name="Zhou Min").wait_for()
+    earlier = pane.locator(f".c360-entry[data-id='{before.contact_id}']")
+    await earlier.locator("summary").press("Enter")  # the keyboard opens an entry too
+    await earlier.get_by_text("is my refund through?").wait_for()
+    assert await pane.locator(f".c360-entry[data-id='{now.contact_id}']").count() == 1
+    await screenshot(page, "desk-customer-taken-chat")
     assert errors == []
     await page.close()
