@@ -53,4 +53,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(speech_http.routes)
     app.add_routes(demo.routes)
     app.add_routes(desk_http.routes)
+    app.on_response_prepare.append(desk_http.revalidate)
     return app

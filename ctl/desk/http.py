@@ -159,3 +159,10 @@ async def strings(request: web.Request) -> web.Response:
 
 
 routes.static("/desk/static", STATIC)
+
+
+async def revalidate(request: web.Request, response: web.StreamResponse) -> None:
+    """Static files are checked with the server (a cheap 304) before each use: a module
+    imports others by plain path, so an upgraded controller must never meet stale ones."""
+    if request.path.startswith("/desk/static/"):
+        response.headers.setdefault("Cache-Control", "no-cache")

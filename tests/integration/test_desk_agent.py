@@ -273,6 +273,13 @@ async def test_cookie_needs_csrf_and_a_same_site_websocket(app: App) -> None:
             assert r.status == 200
         async with http.get(f"{app.base}/api/v1/me") as r:
             assert r.status == 401
+        # Static files are revalidated (a 304 when unchanged), never used stale.
+        async with http.get(f"{app.base}/desk/static/core.js") as r:
+            assert r.status == 200 and r.headers["Cache-Control"] == "no-cache"
+            etag = r.headers["ETag"]
+        async with http.get(f"{app.base}/desk/static/core.js",
+                            headers={"If-None-Match": etag}) as r:
+            assert r.status == 304
         # Behind a TLS-terminating proxy the cookie is Secure.
         async with http.post(f"{app.base}/desk/login", allow_redirects=False,
                              headers={"X-Forwarded-Proto": "https"},
