@@ -234,3 +234,37 @@ async def test_taking_a_chat_shows_the_customers_earlier_chat(app: App,
     await screenshot(page, "desk-customer-taken-chat")
     assert errors == []
     await page.close()
+
+
+async def test_a_supervisor_merges_and_unmerges_in_the_pane(app: App, browser: Browser) -> None:
+    c = await customer_with_history(app)
+    email = f"m{uuid.uuid4().hex[:8]}@example.com"
+    mail = await app.services.channels.receive(Inbound(
+        channel="email", identity=("email", email), address=email, text="refund please",
+        subject="Refund", name="Liu Y.", external_id=f"<{uuid.uuid4().hex}@x>"))
+    await app.services.routing.end(mail.contact_id, ContactState.ABANDONED, "customer_left")
+    user = f"s{uuid.uuid4().hex[:8]}"
+    password = await add_agent(app.services, user, "supervisor")
+    page = await browser.new_page()
+    errors = ConsoleErrors(page)
+    await login(page, app.base, user, password)
+    await select(page, c["customer"])
+    pane = page.locator("[data-region=customer]")
+    await pane.get_by_label("Find a customer").fill(email)
+    await pane.get_by_label("Find a customer").press("Enter")
+    await pane.get_by_role("button", name="Merge Liu Y. into the customer shown").press("Enter")
+    await pane.get_by_text(email).wait_for()  # the survivor has the email now
+    await pane.locator(f".c360-entry[data-id='{mail.contact_id}']").wait_for()
+    await pane.get_by_text(f"Liu Y. merged into Liu Yang by {user}").wait_for()
+    await screenshot(page, "desk-customer-merged")
+    await pane.get_by_role("button", name="Undo merge").press("Enter")
+    await pane.get_by_text("Undone by").wait_for()
+    await pane.locator(f".c360-entry[data-id='{mail.contact_id}']").wait_for(state="detached")
+    assert await pane.get_by_text(email).count() == 0
+    # An anonymous caller's contact: the pane does not keep showing the last customer.
+    await page.evaluate("desk.emit('conversation:selected', {customer_id: null, "
+                        "contact_id: null, channel: 'voice'})")
+    await pane.get_by_text("This contact has no known customer.").wait_for()
+    assert await unlabelled(page) == []
+    assert errors == []
+    await page.close()

@@ -34,7 +34,13 @@ export function mount(desk) {
   }, { passive: true });
 
   desk.on("conversation:selected", (d) => {
-    if (d && d.customer_id) show(d.customer_id);
+    if (d && d.customer_id) {
+      show(d.customer_id);
+    } else { // an anonymous caller: nobody to show, and not the previous customer either
+      generation++;
+      shown = null;
+      body.replaceChildren(el("p", "c360-empty", t("anonymous")));
+    }
   });
   desk.on("ws:open", () => {
     if (shown) show(shown); // pushes have no replay: read it again
@@ -112,6 +118,12 @@ export function mount(desk) {
           });
           const li = el("li");
           li.append(b);
+          if (supervisor() && shown && c.id !== shown && !body.querySelector(".c360-note")) {
+            const name = c.name || c.id;
+            const m = button(t("merge_here"), () => mergeInto(shown, c.id, li));
+            m.setAttribute("aria-label", t("merge_here_label", { name }));
+            li.append(m);
+          }
           results.append(li);
         }
       } catch (e) {
@@ -119,6 +131,21 @@ export function mount(desk) {
       }
     });
     return form;
+  }
+
+  function supervisor() {
+    return ["supervisor", "admin"].includes(desk.me.role);
+  }
+
+  async function mergeInto(survivor, other, where) {
+    try {
+      await desk.api("POST", `/api/v1/customers/${encodeURIComponent(survivor)}/merge`,
+        { from: other });
+      finder.querySelector(".c360-results").replaceChildren();
+      await show(survivor);
+    } catch (e) {
+      where.append(error(e.message));
+    }
   }
 
   function profile(c) {
@@ -279,7 +306,6 @@ export function mount(desk) {
 
   function merges(c) {
     const box = section(t("merges"));
-    const supervisor = ["supervisor", "admin"].includes(desk.me.role);
     const list = el("ul", "c360-merges");
     for (const m of c.merges) {
       const li = el("li");
@@ -287,7 +313,7 @@ export function mount(desk) {
         survivor: m.survivor.name || m.survivor.id, by: m.by, at: when(m.at) }));
       if (m.undone_at) {
         li.append(" ", el("span", "c360-muted", t("undone", { by: m.undone_by, at: when(m.undone_at) })));
-      } else if (supervisor) {
+      } else if (supervisor()) {
         li.append(" ", button(t("undo"), async () => {
           try {
             await desk.api("POST", `/api/v1/customers/merges/${encodeURIComponent(m.id)}/undo`);
@@ -300,7 +326,7 @@ export function mount(desk) {
       list.append(li);
     }
     if (c.merges.length) box.append(list);
-    if (supervisor && !c.merged_into) {
+    if (supervisor() && !c.merged_into) {
       const form = el("form", "c360-merge");
       const input = document.createElement("input");
       input.id = `c360-merge-${c.id}`;
@@ -309,15 +335,9 @@ export function mount(desk) {
       const go = el("button", "", t("merge"));
       go.type = "submit";
       form.append(label, input, go);
-      form.addEventListener("submit", async (ev) => {
+      form.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        try {
-          await desk.api("POST", `/api/v1/customers/${encodeURIComponent(c.id)}/merge`,
-            { from: input.value.trim() });
-          show(c.id);
-        } catch (e) {
-          form.append(error(e.message));
-        }
+        mergeInto(c.id, input.value.trim(), form);
       });
       box.append(form);
     }
