@@ -3,7 +3,8 @@ state, alerts; and the actions (listen in, take over) that go with it.
 
 Alerts are evaluated whenever routing reports events (every change of a queue's figures
 comes with one) and once more at the one instant a waiting contact's age would cross a
-threshold with nothing else happening: no polling loop.
+threshold with nothing else happening: no polling loop. A queue's figures walk its
+contacts, so a burst of events is evaluated once, `_SETTLE` seconds after it began.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ctl.supervision.monitor import Monitors
 from ctl.supervision.settings import AlertSettings
 
 TOPIC = "supervisor"
+_SETTLE = 0.2  # seconds: at most this late, at most this often under load
 
 
 class SupervisionService:
@@ -31,6 +33,7 @@ class SupervisionService:
         self.alerts = Alerts()
         self.since: dict[str, tuple[str, float]] = {}  # agent id -> (status, since)
         self._timer: asyncio.TimerHandle | None = None
+        self._soon: asyncio.TimerHandle | None = None
         routing.listeners.append(self.on_routing)
 
     def limits(self, queue: str) -> AlertSettings:
@@ -43,7 +46,8 @@ class SupervisionService:
                 self._track(e.agent_id, now)
             elif (agent := getattr(e, "agent_id", None)) is not None:
                 self._track(agent, now)  # wrap-up starts and ends without AgentChanged
-        self.check()
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(_SETTLE, self.check)
 
     def _track(self, agent_id: str, now: float) -> None:
         if agent_id not in self.routing.engine.agents:
@@ -55,6 +59,9 @@ class SupervisionService:
     def check(self) -> None:
         """Raise and clear alerts for the figures as they are now; wake up again when
         a waiting contact would cross a longest-wait threshold."""
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         engine, now = self.routing.engine, self.routing.now()
         views = [queue_view(engine, self.routing.stats, name, now) for name in engine.queues]
         raised, cleared = self.alerts.update(views, self.limits, now)
@@ -82,9 +89,10 @@ class SupervisionService:
 
     async def stop(self) -> None:
         await self.monitors.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for handle in (self._timer, self._soon):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._soon = None
         self.alerts = Alerts()
         self.since.clear()
 

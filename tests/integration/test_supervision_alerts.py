@@ -21,6 +21,7 @@ from ctl.supervision.settings import AlertSettings
 from ctl.telephony.ari import AriClient
 from ctl.telephony.calls import CallManager
 from ctl.telephony.queueing import VoiceQueues
+from tests.integration.harness import eventually
 from tests.integration.tickets_db import ticket_db
 
 __all__ = ["ticket_db"]
@@ -73,9 +74,11 @@ async def test_alerts_raised_once_and_cleared(ticket_db: Database) -> None:
         with notifier.subscribe("supervisor") as inbox:
             first = (await contacts.open("chat")).id
             await routing.enqueue(first, queue)
-            await settled(routing)
+            async def evaluated() -> bool:
+                return sup._timer is not None  # woken when the wait would reach 60 s
+
+            await eventually(evaluated, 5, "alerts evaluated after the enqueue")
             assert sup.alerts.listed() == []  # one waiting, for 0 s: nothing crossed
-            assert sup._timer is not None  # woken when the wait would reach 60 s
 
             clock.t += 61  # nothing happens but time
             sup.check()

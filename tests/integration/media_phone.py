@@ -1,0 +1,184 @@
+"""A SIP phone that answers and has ears: it takes one call on a UDP port (after sipp
+registered that port as an agent's contact), streams PCMU (silence, or a 1 kHz tone while
+`talking`) and counts the loud frames it receives, so a test can tell who hears whom.
+
+sipp cannot tell what audio it received; the bench UAC only places calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import struct
+import uuid
+
+from bench.uac import Message, _branch, _message, parse, sdp_media
+
+_FRAME = 160  # 20 ms at 8 kHz
+_LOUD = 300.0  # RMS of a frame (16-bit scale) above which something is heard
+
+
+def _ulaw_decode(byte: int) -> int:
+    u = ~byte & 0xFF
+    t = ((u & 0x0F) << 3) + 0x84
+    t <<= (u & 0x70) >> 4
+    return (0x84 - t) if u & 0x80 else (t - 0x84)
+
+
+def _ulaw_encode(sample: int) -> int:
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), 32635) + 0x84
+    exponent = max(0, sample.bit_length() - 8)
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+_DECODED = [_ulaw_decode(b) for b in range(256)]
+_SILENCE = bytes([0xFF]) * _FRAME
+_TONE = bytes(_ulaw_encode(int(8000 * math.sin(2 * math.pi * 1000 * i / 8000)))
+              for i in range(_FRAME))  # a whole number of periods: frames join smoothly
+
+
+def rms(payload: bytes) -> float:
+    return math.sqrt(sum(_DECODED[b] ** 2 for b in payload) / max(1, len(payload)))
+
+
+class MediaPhone(asyncio.DatagramProtocol):
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.host, self.port = host, port
+        self.talking = False
+        self.loud = 0  # loud frames received since the last mark()
+        self.answered = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._heard = asyncio.Event()
+        self._want = 0
+        self._hush = asyncio.Event()
+        self._still = 0  # quiet frames received in a row
+        self._want_still = 0
+        self._sip: asyncio.DatagramTransport | None = None
+        self._rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._rtp.bind((host, 0))
+        self._rtp.setblocking(False)
+        self._invite: Message | None = None
+        self._server: tuple[str, int] | None = None
+        self._media: tuple[str, int] | None = None
+        self._tag = uuid.uuid4().hex[:10]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> MediaPhone:
+        loop = asyncio.get_running_loop()
+        self._sip, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(self.host, self.port))
+        loop.add_reader(self._rtp.fileno(), self._on_rtp)
+        return self
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        asyncio.get_running_loop().remove_reader(self._rtp.fileno())
+        self._rtp.close()
+        if self._sip is not None:
+            self._sip.close()
+
+    # --- ears -----------------------------------------------------------------------
+
+    def mark(self) -> None:
+        self.loud = 0
+
+    async def hears(self, frames: int = 25, timeout: float = 10.0) -> None:
+        """Returns once `frames` loud frames arrived since the last mark()."""
+        self._want = frames
+        self._heard.clear()
+        if self.loud < frames:
+            await asyncio.wait_for(self._heard.wait(), timeout)
+
+    async def quiet(self, frames: int = 10, timeout: float = 10.0) -> None:
+        """Returns once `frames` quiet frames arrived in a row: what was on its way is in."""
+        self._want_still = frames
+        self._hush.clear()
+        await asyncio.wait_for(self._hush.wait(), timeout)
+
+    def _on_rtp(self) -> None:
+        try:
+            data = self._rtp.recv(2048)
+        except BlockingIOError:
+            return
+        if len(data) <= 12:
+            return
+        if rms(data[12:]) > _LOUD:
+            self.loud += 1
+            self._still = 0
+            if self.loud >= self._want:
+                self._heard.set()
+        else:
+            self._still += 1
+            if self._want_still and self._still >= self._want_still:
+                self._hush.set()
+
+    async def _stream(self) -> None:
+        seq, stamp, ssrc = 0, 0, int.from_bytes(os.urandom(4), "big")
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while not self.ended.is_set():
+            assert self._media is not None
+            header = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, stamp & 0xFFFFFFFF, ssrc)
+            self._rtp.sendto(header + (_TONE if self.talking else _SILENCE), self._media)
+            seq, stamp, due = seq + 1, stamp + _FRAME, due + 0.02
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    # --- SIP ------------------------------------------------------------------------
+
+    async def hangup(self) -> None:
+        invite, server = self._invite, self._server
+        assert invite is not None and server is not None and self._sip is not None
+        contact = invite.get("contact").strip("<>").split(">")[0]
+        headers = [f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={_branch()}",
+                   f"From: {invite.get('to')};tag={self._tag}", f"To: {invite.get('from')}",
+                   f"Call-ID: {invite.get('call-id')}", "CSeq: 1 BYE", "Max-Forwards: 70"]
+        self._sip.sendto(_message(f"BYE {contact} SIP/2.0", headers), server)
+        self.ended.set()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        msg = parse(data)
+        method = msg.first.split(" ", 1)[0]
+        if msg.first.startswith("SIP/2.0"):
+            return  # the answer to our BYE
+        if method == "INVITE":
+            if self._invite is None or msg.get("call-id") == self._invite.get("call-id"):
+                self._invite, self._server = msg, addr
+                self._media = sdp_media(msg.body)
+                self._reply(msg, addr, 200, self._sdp())
+                if not self.answered.is_set():
+                    self.answered.set()
+                    self._tasks.append(asyncio.create_task(self._stream()))
+            else:
+                self._reply(msg, addr, 486)  # busy: one call at a time
+        elif method == "BYE":
+            self._reply(msg, addr, 200)
+            self.ended.set()
+        elif method in ("OPTIONS", "CANCEL"):
+            self._reply(msg, addr, 200)
+            if method == "CANCEL":
+                self.ended.set()
+
+    def _sdp(self) -> str:
+        port = self._rtp.getsockname()[1]
+        return "\r\n".join(["v=0", f"o=- 1 1 IN IP4 {self.host}", "s=-",
+                            f"c=IN IP4 {self.host}", "t=0 0", f"m=audio {port} RTP/AVP 0",
+                            "a=rtpmap:0 PCMU/8000", "a=sendrecv", ""])
+
+    def _reply(self, request: Message, addr: tuple[str, int], status: int,
+               sdp: str = "") -> None:
+        assert self._sip is not None
+        reason = {200: "OK", 486: "Busy Here"}[status]
+        to = request.get("to")
+        headers = [f"Via: {v}" for v in request.all("via")]
+        headers += [f"From: {request.get('from')}",
+                    f"To: {to}" if "tag=" in to else f"To: {to};tag={self._tag}",
+                    f"Call-ID: {request.get('call-id')}", f"CSeq: {request.get('cseq')}",
+                    f"Contact: <sip:phone@{self.host}:{self.port}>"]
+        if sdp:
+            headers.append("Content-Type: application/sdp")
+        self._sip.sendto(_message(f"SIP/2.0 {status} {reason}", headers, sdp), addr)
