@@ -12,6 +12,7 @@ from adapters.douyin import http as douyin_http
 from adapters.sms import http as sms_http
 from adapters.wechat import http as wechat_http
 from adapters.weibo import http as weibo_http
+from ctl.agents import http as agents_http
 from ctl.asterisk.secrets import load_or_create
 from ctl.channels import http as channels_http
 from ctl.customers import http as customers_http
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(health.routes)
     app.add_routes(routing_http.routes)
+    app.add_routes(agents_http.routes)
     app.add_routes(channels_http.routes)
     app.add_routes(chat_http.routes)
     app.add_routes(sms_http.routes)

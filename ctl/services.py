@@ -21,6 +21,7 @@ from adapters.weibo.api import WeiboApi
 from adapters.weibo.callback import WeiboPush
 from ctl.agents.auth import AuthService
 from ctl.agents.lockout import Lockout
+from ctl.agents.phone import Phones
 from ctl.agents.service import AgentService
 from ctl.asterisk.secrets import Secrets
 from ctl.channels.attachments import AttachmentStore
@@ -69,6 +70,7 @@ class Services:
         self.customer_records = CustomerRecords(self.db, settings.crm, settings.recordings_dir,
                                                 settings.default_region)
         self.agents = AgentService(self.db)
+        self.phones = Phones(self.db, ast, secrets.webrtc_key)
         self.notifier = Notifier()
         # With Redis, several controllers share the work and one of them leads (routing,
         # ARI); without it this process is the only one and always leads.

@@ -50,6 +50,9 @@ class AsteriskSettings(BaseModel):
     # Unauthenticated SIP callers may dial the public numbers; None: only while SIP
     # listens on loopback.
     allow_anonymous: bool | None = None
+    # Where agents' browsers reach the SIP websocket; default ws://127.0.0.1:<http_port>/ws
+    # (a browser on this host). Remote agents: a TLS proxy's wss://HOST/ws (README).
+    webrtc_url: str | None = Field(None, pattern=r"^wss?://[^\s/]+(/\S*)?$")
     start_timeout: float = 60.0
 
 

@@ -113,7 +113,7 @@ class AgentService:
         return [
             AgentEndpoint(
                 endpoint=endpoint_name(a.username), name=a.display_name,
-                extension=a.extension, sip_ha1=a.sip_ha1,
+                extension=a.extension, sip_ha1=a.sip_ha1, username=a.username,
             )
             for a in await self.list()
         ]

@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from ctl.asterisk import webrtc
 from ctl.asterisk.provision import Installation
 from ctl.asterisk.secrets import Secrets
 from ctl.settings import Settings
@@ -56,6 +57,7 @@ class AgentEndpoint:
     name: str
     extension: str
     sip_ha1: str
+    username: str = ""  # names the agent's browser endpoint (webrtc.endpoint)
 
 
 @dataclass(frozen=True)
@@ -104,16 +106,14 @@ def render_all(
             d.chmod(0o750)  # calls' recordings: Asterisk and root only
         if sub != "etc" and inst.uid is not None:
             os.chown(d, inst.uid, inst.gid or -1)
+    webrtc.ensure_certificate(lay.host("lib", "keys"), inst.gid)
     context: dict[str, Any] = {
         "base": lay.view_dir,
         "asterisk": settings.asterisk,
         "secrets": secrets,
         "trunks": settings.trunks,
-        "agents": list(agents),
-        "demo_prompt": settings.demo_prompt,
-        "queues": settings.routing.queues,
-        "numbers": settings.ivr.numbers,
         "noload": NOLOAD,
+        **_agents_context(lay, settings, secrets, agents),
         "anonymous": _anonymous(settings),
         "tone_zone": "cn" if settings.default_region == "CN" else "us",
     }
@@ -126,18 +126,34 @@ def render_all(
     return lay
 
 
+def _agents_context(lay: Layout, settings: Settings, secrets: Secrets,
+                    agents: Sequence[AgentEndpoint]) -> dict[str, Any]:
+    """What the agents' endpoints and the dialplan are rendered from: each agent's desk
+    phone and browser phone (endpoint name, HA1)."""
+    return {
+        "agents": list(agents),
+        "web": {a.endpoint: (webrtc.endpoint(a.username),
+                             webrtc.ha1(secrets.webrtc_key, a.username, a.sip_ha1))
+                for a in agents if a.username},
+        "dtls_cert": lay.view("lib", "keys", webrtc.CERT),
+        "dtls_key": lay.view("lib", "keys", webrtc.KEY),
+        "demo_prompt": settings.demo_prompt,
+        "queues": settings.routing.queues,
+        "numbers": settings.ivr.numbers,
+    }
+
+
 def _anonymous(settings: Settings) -> bool:
     a = settings.asterisk
     return a.allow_anonymous if a.allow_anonymous is not None else a.sip_host.startswith("127.")
 
 
-def render_agents(lay: Layout, inst: Installation, settings: Settings,
+def render_agents(lay: Layout, inst: Installation, settings: Settings, secrets: Secrets,
                   agents: Sequence[AgentEndpoint]) -> None:
     """Only the files that depend on agents; the caller reloads PJSIP and the dialplan."""
     env = _env()
-    context = {"agents": list(agents), "asterisk": settings.asterisk,
-               "trunks": settings.trunks, "demo_prompt": settings.demo_prompt,
-               "queues": settings.routing.queues, "numbers": settings.ivr.numbers}
+    context = {"asterisk": settings.asterisk, "trunks": settings.trunks,
+               **_agents_context(lay, settings, secrets, agents)}
     for name in ("pjsip_agents.conf.j2", "extensions.conf.j2"):
         text = env.get_template(name).render(context)
         _write(lay.host("etc", name.removesuffix(".j2")), text, inst)

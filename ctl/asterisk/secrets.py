@@ -15,6 +15,7 @@ class Secrets:
     ami_secret: str
     session_key: str
     csrf_key: str  # the agent desktop's CSRF tokens are HMACs of sessions with this key
+    webrtc_key: str  # derives agents' browser SIP passwords (ctl/asterisk/webrtc.py)
 
 
 def load_or_create(data_dir: Path) -> Secrets:

@@ -56,7 +56,7 @@ class AsteriskService:
     async def apply_agents(self, ami: AmiClient, agents: Sequence[AgentEndpoint]) -> None:
         """New agent endpoints take effect without restarting Asterisk."""
         proc = self.process(build=False, render=False)
-        config.render_agents(proc.lay, proc.inst, self.settings, agents)
+        config.render_agents(proc.lay, proc.inst, self.settings, self.secrets, agents)
         await ami.command("module reload res_pjsip.so")
         await ami.command("dialplan reload")
 

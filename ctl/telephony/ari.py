@@ -84,6 +84,14 @@ class AriClient:
             return False
         return True
 
+    async def endpoint_online(self, tech: str, resource: str) -> bool:
+        """Whether the endpoint has a registered contact (an unknown one is offline)."""
+        try:
+            found = await self.request("GET", f"/endpoints/{tech}/{resource}")
+        except NotFound:
+            return False
+        return bool(found.get("state") == "online")
+
     async def continue_dialplan(self, channel_id: str, context: str | None = None,
                                 extension: str | None = None, priority: int | None = None
                                 ) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ctl.agents.service import endpoint_name
+from ctl.asterisk import webrtc
 from ctl.contacts.states import ContactState
 from ctl.errors import CtlError, NoSuchChannel, NotFound, TelephonyError
 from ctl.routing.model import (
@@ -66,7 +67,7 @@ class VoiceQueues:
         self.announce_every = announce_every
         self.waiting: dict[str, CallSession] = {}  # contact id -> the caller's session
         self.legs = calls.legs  # agent phone channel id -> caller's session
-        self._endpoints: dict[str, str] = {}
+        self._endpoints: dict[str, str] = {}  # agent id -> username
         self.contacts = calls.contacts
         # Set by the callback service: the caller pressed 1 to be called back.
         self.on_callback: Callable[[CallSession], Awaitable[None]] | None = None
@@ -238,7 +239,7 @@ class VoiceQueues:
             await self.ari.originate(
                 f"PJSIP/{endpoint}", app_args=f"{LEG},{call.info.contact_id},{offer.offer_id}",
                 channel_id=leg, caller_id=_caller_id(call), timeout=max(ring_for, 5),
-                variables={"CTL_FLOW": LEG})
+                variables={"CTL_FLOW": LEG, **call_headers(call.info.contact_id, offer)})
         except CtlError as e:
             # Not registered, unknown...: the phone cannot ring, which is a decline.
             log.info("cannot ring agent %s: %s", offer.agent_id, e)
@@ -278,6 +279,14 @@ class VoiceQueues:
                     continue
                 if consult.started is not None:
                     await consult.on_event(event, leg)
+                    continue
+                if event["type"] in ("ChannelHold", "ChannelUnhold") and \
+                        channel_of(event) == leg:  # the agent's phone put the caller on hold
+                    with contextlib.suppress(TelephonyError):
+                        if event["type"] == "ChannelHold":
+                            await self.ari.start_moh(call.id)
+                        else:
+                            await self.ari.stop_moh(call.id)
                     continue
                 if event["type"] == TRANSFERRED:
                     await call.log("call", {"action": "transferred",
@@ -333,13 +342,21 @@ class VoiceQueues:
         return found
 
     async def _endpoint(self, agent_id: str) -> str:
+        """The phone to ring for the agent: the desk's browser softphone while it is
+        registered, else the desk SIP phone. One phone per offer, not both: the agent at the
+        desk answers where the desk shows the call, a forked ring would race two answers
+        against one offer, and an agent who prefers the desk phone turns the browser phone
+        off (it unregisters)."""
         if agent_id not in self._endpoints:
             async with self._db.session(readonly=True) as s:
                 username = await s.scalar(select(Agent.username).where(Agent.id == agent_id))
             if username is None:
                 raise NotFound(f"no agent {agent_id}")
-            self._endpoints[agent_id] = endpoint_name(username)
-        return self._endpoints[agent_id]
+            self._endpoints[agent_id] = username
+        username = self._endpoints[agent_id]
+        if await self.ari.endpoint_online("PJSIP", webrtc.endpoint(username)):
+            return webrtc.endpoint(username)
+        return endpoint_name(username)
 
     # --- when the call ends ---------------------------------------------------------
 
@@ -359,6 +376,13 @@ class VoiceQueues:
         elif live.state == "assigned" and live.agent is not None:
             await self.routing.complete(live.agent, contact_id)
         return True
+
+
+def call_headers(contact_id: str | None, offer: Offered) -> dict[str, str]:
+    """SIP headers of the INVITE that rings an agent: the desk's softphone tells the other
+    panes which contact the call it answers is."""
+    return {"PJSIP_HEADER(add,X-CTL-Contact)": contact_id or "",
+            "PJSIP_HEADER(add,X-CTL-Offer)": offer.offer_id}
 
 
 def _caller_id(call: CallSession) -> str:

@@ -1,0 +1,165 @@
+"""THE agent desktop's call, end to end in a real browser on the real Asterisk: an agent
+logs in to the desk in Chromium, its softphone registers (JsSIP over Asterisk's
+websocket, with the account GET /api/v1/me/phone gives that agent only) and the agent
+goes available; a call placed into the IVR reaches the queue and rings the browser (not
+the desk phone); the agent answers by clicking, audio flows both ways (the browser's
+WebRTC stats and Asterisk's RTP counters), a key pressed on the keypad reaches the caller,
+hold plays the caller music; the agent hangs up and the contact is closed as completed.
+Screenshots are kept (tests/integration/desk_browser.py).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page
+from sqlalchemy import select
+
+from ctl.asterisk.process import AsteriskProcess
+from ctl.store.db import Database
+from ctl.store.models import Contact, ContactEvent
+from tests.integration import desk_browser, sip
+from tests.integration.harness import Caller, CtlProcess, eventually
+
+MAIN_MENU = "1200"  # conftest: the demo's main flow; keys "1" English, "0" an agent
+# Every RTCPeerConnection the page makes, for its stats (the softphone keeps its own).
+KEEP_CONNECTIONS = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.peerConnections = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.peerConnections.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();"""
+AUDIO = """async () => {
+  const totals = {received: 0, bytes: 0, sent: 0};
+  const pc = window.peerConnections[window.peerConnections.length - 1];
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      totals.received += s.packetsReceived; totals.bytes += s.bytesReceived;
+    }
+    if (s.type === "outbound-rtp" && s.kind === "audio") totals.sent += s.packetsSent;
+  });
+  return totals;
+}"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with desk_browser.chromium() as b:
+        yield b
+
+
+async def contact_of(db: Database, channel_id: str, states: tuple[str, ...],
+                     timeout: float = 30) -> Contact:
+    async def probe() -> Contact | None:
+        async with db.session(readonly=True) as s:
+            row = await s.scalar(select(Contact).where(Contact.external_ref == channel_id))
+        return row if row is not None and row.state in states else None
+
+    return await eventually(probe, timeout, f"the contact of {channel_id} in {states}")
+
+
+async def asterisk_received(caller: Caller, endpoint: str) -> int:
+    """RTP packets Asterisk received on the agent's browser channel."""
+    channels = [c for c in await caller.ari.channels()
+                if c["name"].startswith(f"PJSIP/{endpoint}-")]
+    if not channels:
+        return 0
+    found = await caller.ari.request("GET", f"/channels/{channels[0]['id']}/variable",
+                                     variable="CHANNEL(rtcp,rxcount)")
+    return int(found.get("value") or 0)
+
+
+async def audio(page: Page) -> dict[str, Any]:
+    totals: dict[str, Any] = await page.evaluate(AUDIO)
+    return totals
+
+
+async def test_agent_answers_a_queued_call_in_the_browser_softphone(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser) -> None:
+    env = {**os.environ, **ast_env, **backend}
+    username = f"w{uuid.uuid4().hex[:8]}"
+    password = await sip.add_agent(env, username, "Wendy Web",
+                                   str(5000000 + uuid.uuid4().int % 1000000))
+    await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
+                          "--language", "en")
+    base = f"http://127.0.0.1:{ctl.port}"
+    context = await browser.new_context()
+    await context.add_init_script(KEEP_CONNECTIONS)
+    page = await context.new_page()
+    errors = desk_browser.ConsoleErrors(page)
+    page.on("console", lambda m: print("console:", m.type, m.text[:300]))  # shown on failure
+    await desk_browser.login(page, base, username, password)
+    await page.wait_for_selector("[data-region=phone][data-registration=registered]")
+    assert await caller.ari.endpoint_online("PJSIP", f"webrtc-{username}")
+    await page.evaluate("""() => { window.answered = null;
+        window.desk.on("phone:answered", (d) => { window.answered = d; }); }""")
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/me/phone") as r:
+        assert r.status == 401  # the account is its agent's only
+    await page.select_option("#agent-state", "available")
+    await page.wait_for_selector("[data-region=topbar][data-state=available]")
+
+    ours, theirs = await caller.call(MAIN_MENU)
+    await caller.wait(ours, "StasisStart")
+    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="10")
+    await page.wait_for_selector(".softphone .call[data-state=ringing]", timeout=30000)
+    await desk_browser.screenshot(page, "desk-phone-ringing")
+    await page.click(".softphone button.answer")
+    await page.wait_for_selector("[data-region=phone][data-call=talking]")
+    contact = await contact_of(db, theirs, ("assigned",))
+    answered = await page.evaluate("window.answered")
+    assert answered["contact_id"] == contact.id
+
+    # The caller talks (a tone) and the browser's fake microphone beeps: both ways.
+    await caller.ari.play(ours, "tone:440/2000,0/500", uuid.uuid4().hex)
+
+    async def flowing() -> dict[str, Any] | None:
+        now = await audio(page)
+        return now if now["received"] > 25 and now["bytes"] > 0 and now["sent"] > 25 else None
+
+    first = await eventually(flowing, 15, "audio both ways in the browser")
+
+    async def grown() -> dict[str, Any] | None:
+        now = await audio(page)
+        return now if now["received"] > first["received"] and now["sent"] > first["sent"] \
+            else None
+
+    await eventually(grown, 10, "audio still flowing")
+    heard = await asterisk_received(caller, f"webrtc-{username}")
+    assert heard > 25, f"Asterisk received {heard} RTP packets from the browser"
+
+    # A key on the keypad reaches the caller (RFC 4733 through the bridge).
+    await page.click(".softphone button.keys")
+    await page.click(".softphone .keypad button[data-key='5']")
+
+    async def key_heard() -> bool:
+        return any(e["type"] == "ChannelDtmfReceived" and e.get("digit") == "5"
+                   for e in caller.events[ours])
+
+    await eventually(key_heard, 10, "the caller to hear key 5")
+    await page.wait_for_function(
+        "Number(document.querySelector('.softphone .timer').dataset.seconds) >= 1")
+    await desk_browser.screenshot(page, "desk-phone-talking")
+
+    await page.click(".softphone button.hangup")
+    await page.wait_for_selector("[data-region=phone][data-call=idle]")
+    closed = await contact_of(db, theirs, ("closed",))
+    assert closed.id == contact.id and closed.close_reason == "completed"
+    async with db.session(readonly=True) as s:
+        events = list(await s.scalars(select(ContactEvent).where(
+            ContactEvent.contact_id == contact.id).order_by(ContactEvent.id)))
+    states = [e.to_state for e in events if e.kind == "state"]
+    assert states[-3:] == ["offered", "assigned", "closed"], states
+    await caller.ari.hangup(ours)  # the caller leaves the flow's survey
+    await desk_browser.screenshot(page, "desk-phone-done")
+    assert not errors, errors
+    await context.close()
