@@ -22,9 +22,10 @@ from sqlalchemy import select
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.store.db import Database
-from ctl.store.models import Contact, ContactEvent
+from ctl.store.models import ContactEvent
 from tests.integration import desk_browser, sip
 from tests.integration.harness import Caller, CtlProcess, eventually
+from tests.integration.test_ivr import contact_of
 
 MAIN_MENU = "1200"  # conftest: the demo's main flow; keys "1" English, "0" an agent
 # Every RTCPeerConnection the page makes, for its stats (the softphone keeps its own).
@@ -55,16 +56,6 @@ AUDIO = """async () => {
 async def browser() -> AsyncIterator[Browser]:
     async with desk_browser.chromium() as b:
         yield b
-
-
-async def contact_of(db: Database, channel_id: str, states: tuple[str, ...],
-                     timeout: float = 30) -> Contact:
-    async def probe() -> Contact | None:
-        async with db.session(readonly=True) as s:
-            row = await s.scalar(select(Contact).where(Contact.external_ref == channel_id))
-        return row if row is not None and row.state in states else None
-
-    return await eventually(probe, timeout, f"the contact of {channel_id} in {states}")
 
 
 async def asterisk_received(caller: Caller, endpoint: str) -> int:
