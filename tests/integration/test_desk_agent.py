@@ -33,6 +33,7 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     async with database("sqlite", data_dir) as url:
         settings = channel_settings(data_dir, url)
         settings.routing.queues[0].wrapup_seconds = 600  # "general": wrap-up until done
+        settings.routing.queues[1].offer_timeout = 3  # "mail": offers expire quickly
         async with running(settings) as a:
             yield a
 
@@ -49,9 +50,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield h
 
 
-async def agent(app: App, role: str = "agent") -> tuple[str, str]:
+async def agent(app: App, role: str = "agent", queue: str = "general") -> tuple[str, str]:
     user = f"a{uuid.uuid4().hex[:8]}"
-    return user, await add_agent(app.services, user, role=role, queues=("general",))
+    return user, await add_agent(app.services, user, role=role, queues=(queue,))
 
 
 async def agent_id(app: App, username: str) -> str:
@@ -290,3 +291,25 @@ async def test_cookie_needs_csrf_and_a_same_site_websocket(app: App) -> None:
                              headers={"Origin": "https://evil.example"},
                              data={"username": user, "password": password}) as r:
             assert r.status == 403
+
+
+async def test_offer_toast_goes_when_the_offer_expires(app: App, browser: Browser,
+                                                       http: aiohttp.ClientSession) -> None:
+    user, password = await agent(app, queue="mail")
+    sup_user, sup_password = await agent(app, "supervisor")
+    supervisor = await Panel(app.base, http).login(sup_user, sup_password)
+    page = await browser.new_page()
+    errors = ConsoleErrors(page)
+    await login(page, app.base, user, password)
+    await page.locator("#agent-state").select_option("available")
+    await expect(page.locator("[data-region=topbar]")).to_have_attribute(
+        "data-state", "available")
+    await supervisor.call("POST", "/api/v1/contacts", {"queue": "mail", "channel": "api"},
+                          expect=201)
+    toast = page.locator(".toast[data-channel=api]")
+    await expect(toast.locator(".countdown")).to_have_text(re.compile(r"[123] s to answer"))
+    await expect(toast).to_have_count(0, timeout=10_000)  # nobody answered: it went
+    me = await app.services.routing.agent_status(await agent_id(app, user))
+    assert me["offers"] == [] and me["contacts"] == []
+    await clean(page, errors, "desk-offer-expired")
+    await page.close()
