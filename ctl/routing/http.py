@@ -226,6 +226,8 @@ async def events(request: web.Request) -> web.WebSocketResponse:
                 await ws.send_json(message)
                 if message.get("type") == "closed":
                     break
+        except ConnectionResetError:  # the page went away while a push was written to it
+            pass
         finally:
             for task in pumps:
                 task.cancel()
