@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
+from ctl.agents.service import RoutingChanges
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
 from tests.integration.desk_browser import (
@@ -312,4 +313,40 @@ async def test_offer_toast_goes_when_the_offer_expires(app: App, browser: Browse
     me = await app.services.routing.agent_status(await agent_id(app, user))
     assert me["offers"] == [] and me["contacts"] == []
     await clean(page, errors, "desk-offer-expired")
+    await page.close()
+
+
+async def test_voice_offer_is_answered_on_the_phone(app: App, browser: Browser,
+                                                    http: aiohttp.ClientSession) -> None:
+    """A call's offer is accepted by answering the phone: the toast's Accept asks the
+    softphone (`phone:answer`), and routing's Assigned (sent when the agent's leg
+    answers) takes the toast away and tells the desk `offer:accepted`."""
+    user, password = await agent(app)
+    await app.services.agents.configure(user, RoutingChanges(capacity={"voice": 1}))
+    sup_user, sup_password = await agent(app, "supervisor")
+    supervisor = await Panel(app.base, http).login(sup_user, sup_password)
+    page = await browser.new_page()
+    errors = ConsoleErrors(page)
+    await login(page, app.base, user, password)
+    await page.evaluate("window.seen = []; for (const t of ['phone:answer', 'offer:accepted'])"
+                        " desk.on(t, (d) => seen.push([t, d])); null")
+    await page.locator("#agent-state").select_option("available")
+    created = await supervisor.call("POST", "/api/v1/contacts",
+                                    {"queue": "general", "channel": "voice"}, expect=201)
+    toast = page.locator(".toast[data-channel=voice]")
+    await expect(toast).to_contain_text("New call")
+    await expect(toast).to_contain_text("Accept answers the phone.")
+    offer_id = await toast.get_attribute("data-offer")
+    await page.keyboard.press("Enter")
+    await page.wait_for_function("seen.length === 1")
+    assert await page.evaluate("seen") == [
+        ["phone:answer", {"offer_id": offer_id, "contact_id": created["id"]}]]
+    await expect(toast).to_have_count(1)  # the REST accept is not the way for a call
+    await app.services.routing.accept(await agent_id(app, user), str(offer_id))  # answered
+    await expect(toast).to_have_count(0)
+    await page.wait_for_function("seen.length === 2")
+    assert (await page.evaluate("seen"))[1] == [
+        "offer:accepted", {"offer_id": offer_id, "contact_id": created["id"],
+                           "channel": "voice"}]
+    await clean(page, errors, "desk-voice-offer")
     await page.close()
