@@ -27,6 +27,7 @@ from ctl.store.models import Agent, Contact, ContactEvent, Message, Queue, Ticke
 
 MAX_PAGE = 100
 MESSAGES_PER_CONTACT = 50  # the newest ones; the conversation itself has them all
+TEXT_CHARS = 2000  # of each message (a pasted log in an email); `truncated` says so
 # The events a timeline shows: the IVR's steps and what the caller did in them, the
 # call's milestones (recordings), voicemails, transcripts.
 _EVENT_KINDS = ("ivr", "ivr_left", "keys", "speech", "call", "voicemail", "transcript",
@@ -89,7 +90,7 @@ async def page(s: AsyncSession, customer_id: str, cursor: str | None, limit: int
                             "channel": row.channel})
         else:
             entries.append({"kind": "message", "id": row.id, "at": row.created_at.isoformat(),
-                            "channel": row.channel, "message": messages_store.view(row)})
+                            "channel": row.channel, "message": _short(messages_store.view(row))})
     last = merged[-1] if merged and more else None
     return {"entries": entries, "next": encode(last[0], last[1]) if last else None}
 
@@ -176,7 +177,14 @@ async def _messages(s: AsyncSession, ids: list[str], out: dict[str, dict[str, An
                            .order_by(Message.contact_id, Message.seq))
     for m in rows:
         if m.contact_id is not None:
-            out[m.contact_id]["messages"].append(messages_store.view(m))
+            out[m.contact_id]["messages"].append(_short(messages_store.view(m)))
+
+
+def _short(message: dict[str, Any]) -> dict[str, Any]:
+    text = message["text"] or ""
+    message["truncated"] = len(text) > TEXT_CHARS
+    message["text"] = text[:TEXT_CHARS]
+    return message
 
 
 async def recording(s: AsyncSession, folder: Path, contact_id: str, name: str) -> Path:

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from ctl.channels.contract import Inbound
 from ctl.customers.crm import CrmSettings
+from ctl.customers.timeline import MESSAGES_PER_CONTACT, TEXT_CHARS
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
 from tests.integration.customer_data import call, contacts, phone, tone
@@ -118,6 +119,7 @@ async def test_the_360_shows_every_channel(app: App, http: aiohttp.ClientSession
     assert voice["seconds"] is not None and voice["seconds"] >= 0
     assert text["id"] == chat.contact_id and text["messages_total"] == 1
     assert text["messages"][0]["text"] == "my router keeps rebooting"
+    assert not text["messages"][0]["truncated"]
 
     # The recording plays in a browser: whole, and by ranges (seeking).
     url = app.base + voice["recordings"][0]["url"]
@@ -178,6 +180,24 @@ async def test_a_thousand_entries_page_fast(app: App, http: aiohttp.ClientSessio
     page = await agent.call("GET", f"/api/v1/customers/{customer}/timeline?limit=50")
     assert len(page["entries"]) == 50 and page["next"]
     assert time.monotonic() - started < 1.0
+
+
+async def test_a_long_conversation_shows_its_newest_messages_cut_short(
+        app: App, http: aiohttp.ClientSession) -> None:
+    agent = await login(app, http)
+    number, thread = phone(), uuid.uuid4().hex
+    for n in range(MESSAGES_PER_CONTACT + 2):
+        got = await app.services.channels.receive(Inbound(
+            channel="chat", identity=("phone", number), address=f"s{n}", thread=thread,
+            text=f"{n} " + "x" * 3000 if n % 2 else f"{n}", external_id=uuid.uuid4().hex))
+    [entry] = (await agent.call(
+        "GET", f"/api/v1/customers/{got.customer_id}/timeline"))["entries"]
+    shown = entry["messages"]
+    assert entry["messages_total"] == MESSAGES_PER_CONTACT + 2
+    assert [m["text"].split()[0] for m in shown] == \
+        [str(n) for n in range(2, MESSAGES_PER_CONTACT + 2)]
+    assert [(len(m["text"]), m["truncated"]) for m in shown[:2]] == \
+        [(1, False), (TEXT_CHARS, True)]
 
 
 async def test_tags_are_edited_and_checked(app: App, http: aiohttp.ClientSession) -> None:

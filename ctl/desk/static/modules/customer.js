@@ -422,7 +422,7 @@ export function mount(desk) {
       for (const m of entry.messages) {
         const li = el("li", `c360-msg c360-${m.direction}`);
         li.append(el("span", "c360-who", m.direction === "in" ? t("customer") : (m.author || t("agent_reply"))),
-          " ", el("span", "", m.subject ? `${m.subject}: ${m.text}` : m.text));
+          " ", el("span", "", (m.subject ? `${m.subject}: ${m.text}` : m.text) + (m.truncated ? "…" : "")));
         list.append(li);
       }
       parts.push(list);
