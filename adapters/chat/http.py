@@ -66,6 +66,16 @@ async def upload(request: web.Request) -> web.Response:
     return web.json_response({"contact": got.contact_id, "seq": got.seq}, status=201)
 
 
+@routes.get("/chat/files/{sha}")
+async def file(request: web.Request) -> web.FileResponse:
+    """A file of the visitor's chat (header X-Chat-Token), e.g. one the agent sent."""
+    chat = request.app[SERVICES].chat
+    visitor = chat.tokens.read(request.headers.get("X-Chat-Token", ""))
+    path = await chat.file(visitor, request.match_info["sha"])
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
+                                           "X-Content-Type-Options": "nosniff"})
+
+
 @routes.post("/chat/offline")
 async def offline(request: web.Request) -> web.Response:
     """Leave a message while nobody is online: {"name", "email", "text"}."""

@@ -9,6 +9,7 @@ visitor resumes from.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -19,10 +20,10 @@ from ctl.channels.service import ChannelService
 from ctl.contacts.service import ContactService
 from ctl.contacts.states import FINAL, ContactState
 from ctl.customers.identity import normalize_email, normalize_phone
-from ctl.errors import BadRequest, InvalidTransition
+from ctl.errors import BadRequest, InvalidTransition, NotFound
 from ctl.routing.client import Routing
 from ctl.store.db import Database
-from ctl.store.models import Agent, Contact, ContactEvent
+from ctl.store.models import Agent, Contact, ContactEvent, Message
 
 _FINAL = {s.value for s in FINAL}
 _OVER = _FINAL | {ContactState.WRAPUP.value}
@@ -87,6 +88,16 @@ class ChatService:
             also=tuple((k, v) for k, v in visitor.also),
             text=text, name=visitor.name, external_id=f"{visitor.thread}:{cid}",
             thread=visitor.thread, attachments=attachments))
+
+    async def file(self, visitor: Visitor, sha: str) -> Path:
+        """An attachment of the visitor's own chat (theirs or the agent's); any other is
+        not found, whoever asks."""
+        async with self._db.session(readonly=True) as s:
+            rows = await s.scalars(select(Message.attachments).where(
+                Message.channel == "chat", Message.thread == visitor.thread))
+            if not any(a.get("sha256") == sha for atts in rows for a in atts or []):
+                raise NotFound(f"no file {sha} in this chat")
+        return self.channels.attachments.path(sha)
 
     async def contact(self, visitor: Visitor) -> Contact | None:
         """The visitor's current chat: the open one, else the last one."""

@@ -170,13 +170,18 @@ class ChatSocket:
         for m in await self.chat.channels.conversation(self.contact.id, self.last):
             await self._show(m["contact_id"], m["seq"],
                              "visitor" if m["direction"] == "in" else "agent", m["text"],
-                             m["at"], [a.get("name") for a in m["attachments"]])
+                             m["at"], m["attachments"])
             self.last = m["seq"]
 
     async def _show(self, contact: str, seq: int, who: str, text: str, at: str,
                     attachments: list[Any]) -> None:
+        # attachments: names (the protocol's first form); files: what /chat/files serves
         await self.send({"type": "message", "contact": contact, "seq": seq, "from": who,
-                         "text": text, "at": at, "attachments": attachments})
+                         "text": text, "at": at,
+                         "attachments": [a.get("name") for a in attachments],
+                         "files": [{"name": a.get("name"), "sha256": a["sha256"],
+                                    "size": a.get("size")}
+                                   for a in attachments if a.get("sha256")]})
 
     async def _state(self) -> None:
         contact = await self._fresh()

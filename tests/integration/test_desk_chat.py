@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page
@@ -24,6 +25,7 @@ from tests.integration.proxy import CuttableProxy
 from tests.integration.test_email import OURS, Relay, new_mail, smtp_send
 
 relay = test_email.relay  # the email tests' outbound MTA: a fixture here too
+WIDGET_KEY = "'ctl-chat:' + location.host"  # where the widget keeps its token
 WAIT = 20_000  # ms: the longest any step may take (a reconnect backs off up to ~8 s here)
 
 
@@ -141,6 +143,18 @@ async def test_agent_works_a_chat_and_an_email(app: App, browser: Browser,
     await box.press("Enter")
     await agent.wait_for_selector(".conv-log a[download='label.pdf']")
     await visitor.wait_for_selector("#ctl-chat .m.agent:has-text('shipping label')")
+    async with visitor.expect_download() as got:
+        await visitor.click("#ctl-chat .m.agent a.file:has-text('label.pdf')")
+    download = await got.value
+    assert download.suggested_filename == "label.pdf"
+    saved = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    assert saved == b"%PDF-1.4 shipping label"
+    # Only files of the visitor's own chat are served to them.
+    foreign = await visitor.evaluate("""(sha) => fetch('/chat/files/' + sha, {headers:
+        {'X-Chat-Token': JSON.parse(localStorage.getItem(KEY)).token}}).then(r => r.status)"""
+                                     .replace("KEY", WIDGET_KEY), "0" * 64)
+    assert foreign == 404
+    visitor_errors.allow(r"status of 404 .*/chat/files/0{64}")
     await files.set_input_files([{"name": "tool.exe", "mimeType": "application/x-msdownload",
                                   "buffer": b"MZ"}])
     await box.fill("run this")

@@ -49,7 +49,18 @@
     shown[k] = true;
     var d = el('<div class="m ' + (m.from === "agent" ? "agent" : "visitor") + '"></div>');
     d.setAttribute("data-seq", m.seq);
-    d.textContent = m.text + (m.attachments && m.attachments.length ? " 📎 " + m.attachments.join(", ") : "");
+    var files = m.files || [];
+    var named = (m.attachments || []).filter(function (n) {
+      return !files.some(function (f) { return f.name === n; });
+    });
+    d.textContent = m.text + (named.length ? " 📎 " + named.join(", ") : "");
+    files.forEach(function (f) {
+      var a = el('<a class="file" href="#"></a>');
+      a.textContent = "📎 " + f.name;
+      a.onclick = function (e) { e.preventDefault(); download(f); };
+      d.appendChild(document.createTextNode(" "));
+      d.appendChild(a);
+    });
     log.appendChild(d);
     log.scrollTop = 1e9;
     if (m.contact === state.contact && m.seq > (state.last || 0)) { state.last = m.seq; save(); }
@@ -82,6 +93,24 @@
     pane.querySelector("[name=file]").onchange = function (e) { upload(e.target.files[0]); e.target.value = ""; };
   }
   function stopTyping() { if (typingSent) { typingSent = false; send({ type: "typing", on: false }); } }
+
+  // The token goes in a header (not the URL, where logs would keep it): fetch, then save.
+  function download(f) {
+    fetch(httpBase + "/chat/files/" + encodeURIComponent(f.sha256), {
+      headers: { "X-Chat-Token": state.token }
+    }).then(function (r) {
+      if (!r.ok) return r.json().then(function (b) { note(b.message); });
+      return r.blob().then(function (blob) {
+        var a = document.createElement("a");
+        a.href = URL.createObjectURL(blob);
+        a.download = f.name;
+        root.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+      });
+    });
+  }
 
   function upload(file) {
     if (!file) return;
