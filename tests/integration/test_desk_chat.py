@@ -223,6 +223,16 @@ async def test_agent_works_a_chat_and_an_email(app: App, browser: Browser,
     assert "Li Lei wrote:\n> Where is my invoice?\n> Order 42." in text
     await agent.wait_for_selector(".conv-log li.msg.out:has-text('invoice is attached') "
                                   ".status-sent")
+    # A reply the relay refuses: shown failed, with the relay's reason, in the log.
+    relay[0].refuse.add(customer)
+    await body.fill("One more thing")
+    await body.press("Control+Enter")
+    failed = agent.locator(".conv-log li.msg.out:has-text('One more thing') .status-failed")
+    await failed.wait_for(timeout=WAIT)
+    assert "550" in await failed.inner_text()
+    await agent.wait_for_selector(".composer .error:has-text('could not send')")
+    agent_errors.allow("status of 502")
+    relay[0].refuse.discard(customer)
     await screenshot(agent, "desk-email-reply")
 
     # Keyboard: arrows move between tabs (and select); Alt+2 jumps to the second.
