@@ -8,6 +8,8 @@
 // answers): its Accept emits `phone:answer` {offer_id, contact_id} for the softphone, and
 // `offer:accepted` follows the `Assigned` push. Other channels accept through the API.
 
+import { button, el } from "../dom.js";
+
 const TICK_MS = 250;
 
 export function mount(desk) {
@@ -135,17 +137,4 @@ export function mount(desk) {
     const text = desk.t(key);
     return text === key ? fallback : text;
   }
-
-  function button(cls, text) {
-    const b = el("button", cls, text);
-    b.type = "button";
-    return b;
-  }
-}
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }

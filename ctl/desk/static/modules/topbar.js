@@ -3,6 +3,8 @@
 // from /api/v1/me and from `AgentChanged` pushes (another tab, a supervisor, missed
 // offers all change it), and announced to the other modules as the desk event `state`.
 
+import { button, el } from "../dom.js";
+
 export function mount(desk) {
   const bar = desk.region("topbar");
   bar.replaceChildren();
@@ -37,8 +39,7 @@ export function mount(desk) {
   langs.setAttribute("role", "group");
   langs.setAttribute("aria-label", desk.t("shell.language"));
   for (const code of desk.languages) {
-    const b = el("button", "", desk.t(`shell.lang_${code}`));
-    b.type = "button";
+    const b = button("", desk.t(`shell.lang_${code}`));
     b.lang = code;
     b.setAttribute("aria-pressed", String(code === desk.me.language));
     b.addEventListener("click", async () => {
@@ -48,8 +49,7 @@ export function mount(desk) {
     langs.append(b);
   }
 
-  const logout = el("button", "logout", desk.t("shell.logout"));
-  logout.type = "button";
+  const logout = button("logout", desk.t("shell.logout"));
   logout.addEventListener("click", async () => {
     try {
       await desk.api("POST", "/api/v1/logout");
@@ -100,11 +100,4 @@ export function mount(desk) {
   };
   desk.on("WrapupStarted", reread);
   desk.on("Released", reread);
-}
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
