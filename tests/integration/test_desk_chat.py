@@ -19,7 +19,13 @@ from sqlalchemy import select
 from ctl.store.models import Contact, ContactEvent, Ticket, TicketContact
 from tests.integration import test_email
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-from tests.integration.desk_browser import ConsoleErrors, chromium, login, screenshot
+from tests.integration.desk_browser import (
+    ConsoleErrors,
+    chromium,
+    login,
+    screenshot,
+    unlabelled,
+)
 from tests.integration.harness import free_port
 from tests.integration.proxy import CuttableProxy
 from tests.integration.test_email import OURS, Relay, new_mail, smtp_send
@@ -250,6 +256,7 @@ async def test_agent_works_a_chat_and_an_email(app: App, browser: Browser,
     await agent.wait_for_selector(f".conv-tab[data-contact='{chat}'][aria-selected=true]")
     assert await agent.locator(f"#ticket-{chat}").is_hidden()
     await agent.click(".wrapup button.new-ticket")
+    assert await unlabelled(agent) == []  # tabs, composer, wrap-up, ticket form
     await agent.fill(f"#ticket-subject-{chat}", "Late parcel")
     await agent.select_option(f"#ticket-priority-{chat}", "high")
     await agent.click(f"#ticket-{chat} button[type=submit]")
