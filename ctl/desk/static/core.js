@@ -83,7 +83,9 @@ async function answer(response) {
 // emits `ws:open` (pushes have no replay, so modules re-read what they show).
 export function connect(desk) {
   let delay = 500;
+  let retry = 0;
   const open = () => {
+    retry = 0;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/api/v1/ws`);
     desk.socket = ws;
@@ -110,8 +112,15 @@ export function connect(desk) {
       desk.emit("ws:close", {});
       const wait = delay * (0.75 + Math.random() / 2);
       delay = Math.min(delay * 2, 15000);
-      setTimeout(open, wait);
+      retry = setTimeout(open, wait);
     });
   };
+  // Back on the network: try now rather than at the end of a long backoff.
+  window.addEventListener("online", () => {
+    if (!retry) return;
+    clearTimeout(retry);
+    delay = 500;
+    open();
+  });
   open();
 }
