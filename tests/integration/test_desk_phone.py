@@ -4,27 +4,33 @@ websocket, with the account GET /api/v1/me/phone gives that agent only) and the 
 goes available; a call placed into the IVR reaches the queue and rings the browser (not
 the desk phone); the agent answers by clicking, audio flows both ways (the browser's
 WebRTC stats and Asterisk's RTP counters), a key pressed on the keypad reaches the caller,
-hold plays the caller music; the agent hangs up and the contact is closed as completed.
+hold plays the caller music, every control is labelled; the agent hangs up and the
+contact is closed as completed.
 Screenshots are kept (tests/integration/desk_browser.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page
+from panoramisk import Manager
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.store.db import Database
 from ctl.store.models import ContactEvent
 from tests.integration import desk_browser, sip
-from tests.integration.harness import Caller, CtlProcess, eventually
+from tests.integration.channels_app import add_agent, channel_settings, database, running
+from tests.integration.harness import Caller, CtlProcess, eventually, free_port
 from tests.integration.test_ivr import contact_of
 
 MAIN_MENU = "1200"  # conftest: the demo's main flow; keys "1" English, "0" an agent
@@ -58,6 +64,30 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
 
 
+@pytest.fixture
+async def moh(asterisk: AsteriskProcess) -> AsyncIterator[tuple[Counter[str], Counter[str]]]:
+    """How often Asterisk started and stopped music on hold, by channel id (AMI)."""
+    starts: Counter[str] = Counter()
+    stops: Counter[str] = Counter()
+    manager = Manager(loop=asyncio.get_running_loop(), host="127.0.0.1",
+                      port=asterisk.cfg.ami_port, username="ctl",
+                      secret=asterisk.secrets.ami_secret, events="on", ping_delay=0)
+
+    def seen(_: Manager, event: Any) -> None:
+        (starts if event.get("Event") == "MusicOnHoldStart" else stops)[
+            str(event.get("Uniqueid"))] += 1
+
+    manager.register_event("MusicOnHoldStart", seen)
+    manager.register_event("MusicOnHoldStop", seen)
+    await manager.connect()
+    yield starts, stops
+    manager.close()
+
+
+async def _gt(value: int, than: int) -> bool:
+    return value > than
+
+
 async def asterisk_received(caller: Caller, endpoint: str) -> int:
     """RTP packets Asterisk received on the agent's browser channel."""
     channels = [c for c in await caller.ari.channels()
@@ -76,13 +106,22 @@ async def audio(page: Page) -> dict[str, Any]:
 
 async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
-        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser) -> None:
+        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser,
+        moh: tuple[Counter[str], Counter[str]]) -> None:
+    music, music_stops = moh
     env = {**os.environ, **ast_env, **backend}
     username = f"w{uuid.uuid4().hex[:8]}"
     password = await sip.add_agent(env, username, "Wendy Web",
                                    str(5000000 + uuid.uuid4().int % 1000000))
     await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
                           "--language", "en")
+    # The agent's desk phone is registered too (at a port nobody answers on): the offer
+    # must ring the browser, or the test never sees it ringing.
+    desk_phone = f"agent-{username}"
+    (await sip.run("uac_register.xml", "-key", "caller", desk_phone, "-au", desk_phone,
+                   "-ap", password, f"127.0.0.1:{asterisk.cfg.sip_port}", "-i", "127.0.0.1",
+                   "-p", str(free_port(socket.SOCK_DGRAM)))).check()
+    assert await caller.ari.endpoint_online("PJSIP", desk_phone)
     base = f"http://127.0.0.1:{ctl.port}"
     context = await browser.new_context()
     await context.add_init_script(KEEP_CONNECTIONS)
@@ -141,6 +180,16 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         "Number(document.querySelector('.softphone .timer').dataset.seconds) >= 1")
     await desk_browser.screenshot(page, "desk-phone-talking")
 
+    # Hold: the caller hears music until the agent takes the call back.
+    held = music[theirs]
+    await page.click(".softphone button.hold")
+    await eventually(lambda: _gt(music[theirs], held), 10, "music for the held caller")
+    assert await page.get_attribute(".softphone button.hold", "aria-pressed") == "true"
+    stopped = music_stops[theirs]
+    await page.click(".softphone button.hold")
+    await eventually(lambda: _gt(music_stops[theirs], stopped), 10, "the music to stop")
+    assert await desk_browser.unlabelled(page) == []
+
     await page.click(".softphone button.hangup")
     await page.wait_for_selector("[data-region=phone][data-call=idle]")
     closed = await contact_of(db, theirs, ("closed",))
@@ -154,3 +203,33 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
     await desk_browser.screenshot(page, "desk-phone-done")
     assert not errors, errors
     await context.close()
+
+
+async def test_softphone_without_asterisk_waits_quietly_and_turns_off_by_keyboard(
+        tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> None:
+    """No Asterisk (the app alone): the softphone says the phone service is unavailable
+    instead of letting JsSIP knock on a closed port; the switch works from the keyboard
+    and is remembered across a reload."""
+    data_dir = tmp_path_factory.mktemp("desk-phone-alone")
+    async with database("sqlite", data_dir) as url, \
+            running(channel_settings(data_dir, url)) as app:
+        username = f"q{uuid.uuid4().hex[:8]}"
+        password = await add_agent(app.services, username)
+        page = await browser.new_page()
+        errors = desk_browser.ConsoleErrors(page)
+        await desk_browser.login(page, app.base, username, password)
+        phone = page.locator("[data-region=phone]")
+        await expect(phone).to_have_attribute("data-registration", "unavailable")
+        await expect(page.locator(".softphone .registration")).to_contain_text(
+            "not available")
+        await page.focus("#softphone-enabled")
+        await page.keyboard.press("Space")
+        await expect(phone).to_have_attribute("data-registration", "off")
+        await page.reload()
+        await desk_browser.ready(page)
+        await expect(phone).to_have_attribute("data-registration", "off")
+        assert not await page.is_checked("#softphone-enabled")
+        assert await desk_browser.unlabelled(page) == []
+        await desk_browser.screenshot(page, "desk-phone-off")
+        assert errors == []
+        await page.close()

@@ -60,16 +60,19 @@ export async function mount(desk) {
       return;
     }
     status("connecting", t("connecting"));
-    ua = new JsSIP.UA({
+    const current = new JsSIP.UA({
       sockets: [new JsSIP.WebSocketInterface(account.ws_url)],
       uri: account.sip_uri, password: account.password, realm: account.realm,
       display_name: account.display_name, register: true, session_timers: false,
     });
-    ua.on("registered", () => status("registered", t("registered", { extension: account.extension })));
-    ua.on("unregistered", () => status("unregistered", t("unregistered")));
-    ua.on("registrationFailed", (e) => status("failed", t("failed", { cause: e.cause })));
-    ua.on("disconnected", () => status("connecting", t("reconnecting")));
-    ua.on("newRTCSession", ({ session, originator, request }) => {
+    ua = current;
+    // A stopped UA still reports its last events: only the current one sets the status.
+    const on = (type, fn) => current.on(type, (e) => ua === current && fn(e));
+    on("registered", () => status("registered", t("registered", { extension: account.extension })));
+    on("unregistered", () => status("unregistered", t("unregistered")));
+    on("registrationFailed", (e) => status("failed", t("failed", { cause: e.cause })));
+    on("disconnected", () => status("connecting", t("reconnecting")));
+    on("newRTCSession", ({ session, originator, request }) => {
       if (originator !== "remote") return;
       if (call) {
         session.terminate({ status_code: 486 }); // one call at a time: busy
@@ -77,7 +80,7 @@ export async function mount(desk) {
       }
       ringing(session, request);
     });
-    ua.start();
+    current.start();
   }
 
   function stop() {
