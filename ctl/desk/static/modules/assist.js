@@ -158,6 +158,12 @@ export function mount(desk) {
     contactId = d && d.contact_id ? d.contact_id : null;
     suggest();
   });
+  desk.on("conversation:closed", (d) => {
+    if (d && d.contact_id === contactId) {
+      contactId = null;
+      suggest();
+    }
+  });
   desk.on("message", (m) => {
     if (m.contact === contactId && m.message && m.message.direction === "in") suggest();
   });
