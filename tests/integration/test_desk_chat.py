@@ -229,6 +229,11 @@ async def test_agent_works_a_chat_and_an_email(app: App, browser: Browser,
     assert "Li Lei wrote:\n> Where is my invoice?\n> Order 42." in text
     await agent.wait_for_selector(".conv-log li.msg.out:has-text('invoice is attached') "
                                   ".status-sent")
+    # A delivery receipt updates the reply's status live (the message_status push).
+    assert await app.services.channels.status("email", sent["Message-ID"].strip("<>"),
+                                              "delivered")
+    await agent.wait_for_selector(".conv-log li.msg.out:has-text('invoice is attached') "
+                                  ".status-delivered")
     # A reply the relay refuses: shown failed, with the relay's reason, in the log.
     relay[0].refuse.add(customer)
     await body.fill("One more thing")

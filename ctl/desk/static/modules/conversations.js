@@ -188,7 +188,7 @@ export function mount(desk) {
     const before = selected;
     selected = conv;
     if (before && before !== conv) updateTab(before);
-    show(conv);
+    if (!view || view.conv !== conv) show(conv); // already shown: keep what is being typed
     updateTab(conv);
     markRead(conv);
     panel.hidden = false;
@@ -238,6 +238,10 @@ export function mount(desk) {
   // --- the selected conversation ------------------------------------------------------
   function show(conv) {
     const i = conv.info;
+    // Re-rendering the conversation on screen (its state changed) keeps the focus where
+    // the agent was, e.g. typing a reply (ids are per conversation and stable).
+    const active = view && view.conv === conv && panel.contains(document.activeElement)
+      ? document.activeElement : null;
     const log = el("ol", { class: "conv-log", "aria-label": t("messages"), "aria-live": "polite" });
     const typing = el("p", { class: "typing", "aria-live": "polite" });
     const head = el("header", { class: "conv-head" },
@@ -261,6 +265,13 @@ export function mount(desk) {
     renderLog(desk, conv, log);
     showTyping(conv);
     log.lastElementChild?.scrollIntoView?.({ block: "nearest" });
+    const again = active && active.id && document.getElementById(active.id);
+    if (again) {
+      again.focus();
+      if ("selectionStart" in active && again.setSelectionRange && active.selectionStart !== null) {
+        again.setSelectionRange(active.selectionStart, active.selectionEnd);
+      }
+    }
   }
 
   function showTyping(conv) {
@@ -296,7 +307,10 @@ export function mount(desk) {
   desk.on("offer:accepted", async ({ contact_id }) => {
     await reload();
     const conv = convs.get(contact_id);
-    if (conv) select(conv);
+    if (!conv) return;
+    if (conv !== selected) select(conv, false);
+    // Ready to answer, unless the agent is already at work in the panel.
+    if (!panel.contains(document.activeElement)) (view.reply || conv.tab).focus();
   });
   desk.on("Assigned", async ({ contact_id }) => {
     await reload();
