@@ -8,6 +8,7 @@ POST /api/v1/contacts/{id}/messages {"text", "subject"?}  reply on the contact's
      multipart/form-data (text, subject, files) for a reply with attachments
 POST /api/v1/contacts/{id}/typing {"on"}         the agent types (web chat shows it)
 POST /api/v1/contacts/{id}/disposition {"disposition", "notes"}  the agent's wrap-up
+POST /api/v1/contacts/{id}/identities {"kind", "value"}  link a verified identity
 POST /api/v1/messages                            a system hands in a customer's message
 GET  /api/v1/attachments/{sha256}                an attachment's bytes
 """
@@ -125,6 +126,16 @@ async def typing(request: web.Request) -> web.Response:
     on = _field(await _body(request), "on", bool)
     await services.channels.typing(who, request.match_info["contact"], on)
     return web.json_response({"ok": True})
+
+
+@routes.post("/api/v1/contacts/{contact}/identities")
+async def link_identity(request: web.Request) -> web.Response:
+    """The agent verified an identity the customer gave (a phone number...)."""
+    services, who = await _who(request)
+    body = await _body(request)
+    linked = await services.channels.link_identity(
+        who, request.match_info["contact"], _field(body, "kind"), _field(body, "value"))
+    return web.json_response(linked, status=201 if linked["added"] else 200)
 
 
 @routes.post("/api/v1/messages")

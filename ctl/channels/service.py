@@ -212,6 +212,19 @@ class ChannelService:
         await self._contacts.log(contact_id, "disposition", data)
         return data
 
+    async def link_identity(self, who: Principal, contact_id: str, kind: str, value: str
+                            ) -> dict[str, Any]:
+        """The agent holding the contact verified an identity the customer gave (their
+        phone number in a WeChat chat...): the customer has it from now on, so a call
+        from that number is theirs. Logged in the contact's history."""
+        contact = await self._held(who, contact_id)
+        if contact.customer_id is None:
+            raise InvalidTransition(f"contact {contact_id} has no customer to link to")
+        linked = await self._customers.link(contact.customer_id, kind, value)
+        await self._contacts.log(contact_id, "identity_linked", {
+            "kind": linked["kind"], "value": linked["value"], "agent": who.agent_id})
+        return linked
+
     async def _held(self, who: Principal, contact_id: str) -> Contact:
         contact = await self._contacts.get(contact_id)
         if contact.agent_id != who.agent_id:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ctl.customers.identity import normalize
+from ctl.errors import BadRequest, Conflict
 from ctl.store.db import Database
 from ctl.store.models import IDENTITY_KINDS, Base, Contact, Customer, Identity, new_id
 
@@ -67,6 +68,38 @@ class CustomerService:
                 Identity.customer_id == row.id).order_by(Identity.created_at).limit(1))).first()
         return {"id": row.id, "name": row.display_name, "tier": row.tier,
                 "identity": {"kind": first.kind, "value": first.value} if first else None}
+
+    async def link(self, customer_id: str, kind: str, value: str) -> dict[str, Any]:
+        """Give `customer_id` the verified identity `value` (an agent checked it: a
+        WeChat customer's phone number...), so that channel finds this customer too.
+        Conflict when another customer has it: merging two customers is a supervisor's
+        decision (POST /api/v1/customers/{id}/merge), never a side effect."""
+        if kind not in IDENTITY_KINDS:
+            raise BadRequest(f"unknown identity kind {kind!r}",
+                             hint="one of " + ", ".join(sorted(IDENTITY_KINDS)))
+        norm = normalize(kind, value, self._region)
+        if norm is None:
+            raise BadRequest(f"{kind}: {value!r} is not usable as a {kind}")
+
+        def work(s: Session) -> bool:
+            owner = s.scalars(_FIND, {"kind": kind, "value": norm}).first()
+            if owner is None:
+                s.execute(insert(_IDENTITIES), {"customer_id": customer_id, "kind": kind,
+                                                "value": norm, "verified": True})
+                return True
+            if owner != customer_id:
+                raise Conflict(f"{kind} {norm} belongs to another customer ({owner}); a "
+                               "supervisor may merge them: POST /api/v1/customers/"
+                               f"{customer_id}/merge {{\"from\": \"{owner}\"}}")
+            s.execute(update(Identity).where(Identity.kind == kind, Identity.value == norm)
+                      .values(verified=True))
+            return False
+
+        try:
+            added = await self._db.write(work)
+        except IntegrityError:  # PostgreSQL: someone created it meanwhile; say whose
+            added = await self._db.write(work)
+        return {"customer_id": customer_id, "kind": kind, "value": norm, "added": added}
 
     async def _find(self, kind: str, value: str) -> str | None:
         stmt = select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)

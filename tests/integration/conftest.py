@@ -105,7 +105,9 @@ async def backend(request: pytest.FixtureRequest, data_dir: Path) -> AsyncIterat
 @pytest.fixture(scope="session")
 async def ctl(asterisk: AsteriskProcess, backend: dict[str, str], ast_env: dict[str, str],
               data_dir: Path) -> AsyncIterator[CtlProcess]:
-    env = {**ast_env, **backend, "CTL_HTTP_PORT": str(free_port())}
+    env = {**ast_env, **backend, "CTL_HTTP_PORT": str(free_port()),
+           # WeChat's callback on (the cross-channel test); the token is this session's.
+           "CTL_CHANNELS__WECHAT__TOKEN": uuid.uuid4().hex}
     proc = CtlProcess(env, data_dir / f"ctl-{env['CTL_HTTP_PORT']}.log")
     await proc.start()
     yield proc

@@ -22,6 +22,7 @@ from tests.integration.channels_app import (
     add_agent,
     channel_settings,
     database,
+    platform_agent,
     running,
 )
 
@@ -194,3 +195,42 @@ async def test_attachments_limits(app: App, tmp_path: Path) -> None:
         store.check(big)
     kept = await store.accept((big, Attachment("a.png", "image/png", b"png")))
     assert "limit" in kept[0]["dropped"] and kept[1]["size"] == 3
+
+
+async def test_agent_links_a_verified_identity(app: App, http: aiohttp.ClientSession) -> None:
+    app.services.outbound.register("api", Recorder())
+    sup = await login(app, http, "supervisor", queues=())
+    carol = await platform_agent(app, http, "wechat")  # the only one taking WeChat here
+    openid, phone = f"o{uuid.uuid4().hex[:12]}", f"+1202555{uuid.uuid4().int % 10000:04d}"
+    got = await post(sup, channel="wechat",
+                     customer={"kind": "wechat_openid", "value": openid},
+                     text="my number is (202) 555-...")
+    contact = got["contact"]
+    path = f"/api/v1/contacts/{contact}/identities"
+    body = await carol.call("POST", path, {"kind": "phone", "value": phone}, expect=403)
+    assert "not yours" in body["message"]  # offered, not yet hers
+    offer = await carol.next("offer")
+    await carol.call("POST", f"/api/v1/offers/{offer['offer']['id']}/accept")
+    national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"  # read in the default region
+    linked = await carol.call("POST", path, {"kind": "phone", "value": national}, expect=201)
+    assert linked == {"customer_id": got["customer"], "kind": "phone", "value": phone,
+                      "added": True}
+    again = await carol.call("POST", path, {"kind": "phone", "value": phone})
+    assert again["added"] is False
+    # The number now finds this customer on every channel.
+    by_phone = await post(sup, channel="api", customer={"kind": "phone", "value": phone},
+                          text="calling about the same", queue="mail")
+    assert by_phone["customer"] == got["customer"]
+    other = await post(sup, channel="api", customer={"kind": "email",
+                                                      "value": f"{openid}@example.org"},
+                       text="someone else", queue="mail")
+    taken = await carol.call("POST", path, {"kind": "email", "value": f"{openid}@example.org"},
+                             expect=409)
+    assert other["customer"] in taken["message"] and "merge" in taken["message"]
+    bad = await carol.call("POST", path, {"kind": "phone", "value": "12"}, expect=400)
+    assert "not usable" in bad["message"]
+    bad = await carol.call("POST", path, {"kind": "shoe_size", "value": "42"}, expect=400)
+    assert "unknown identity kind" in bad["message"]
+    events = [e.kind for e in await app.services.contacts.events(contact)]
+    assert events.count("identity_linked") == 2
+    await carol.close()
