@@ -131,9 +131,11 @@ async def test_offer_toast_keyboard_and_reconnect(app: App, browser: Browser,
     assert re.fullmatch(r"(30|29) s to answer", first), first
     await expect(countdown).not_to_have_text(first)  # it counts down
     assert await page.evaluate("document.activeElement.className") == "accept"
+    assert await page.title() == "(1) Offers · ctl agent desktop"
     await clean(page, errors, "desk-offer")
     await page.keyboard.press("Enter")
     await expect(toast).to_have_count(0)
+    await expect(page).to_have_title("ctl agent desktop")
     await page.wait_for_function("accepted.length > 0")
     accepted = await page.evaluate("accepted")
     assert [(a["contact_id"], a["channel"]) for a in accepted] == [(created["id"], "api")]

@@ -19,6 +19,12 @@ export function mount(desk) {
   stack.setAttribute("aria-label", desk.t("shell.offers"));
   document.body.append(stack);
   const shown = new Map(); // offer id -> {offer, node, timer, returnFocus}
+  const pageTitle = document.title;
+  // The tab's title counts pending offers: an agent in another tab or window sees them.
+  const retitle = () => {
+    document.title = shown.size
+      ? `(${shown.size}) ${desk.t("shell.offers")} · ${pageTitle}` : pageTitle;
+  };
 
   desk.on("offer", ({ offer }) => {
     show(offer, Date.now() + (offer.timeout ?? offer.expires_at - Date.now() / 1000) * 1000);
@@ -72,6 +78,7 @@ export function mount(desk) {
     };
     entry.timer = setInterval(tick, TICK_MS);
     shown.set(offer.id, entry);
+    retitle();
     tick();
     if (!shown.has(offer.id)) return;
 
@@ -123,6 +130,7 @@ export function mount(desk) {
     const entry = shown.get(id);
     if (!entry) return;
     shown.delete(id);
+    retitle();
     clearInterval(entry.timer);
     const hadFocus = entry.node.contains(document.activeElement);
     entry.node.remove();
