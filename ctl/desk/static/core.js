@@ -3,6 +3,15 @@
 // one event bus for websocket pushes and the desk's own events, strings, regions.
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+let leaving = false;
+
+// To the login page, once: a logout, a 401 and the socket's "session over" may all come
+// at the same moment, and a second navigation would abort the first.
+function leave() {
+  if (leaving) return;
+  leaving = true;
+  location.assign("/desk/login");
+}
 
 export function createDesk(config, strings) {
   const handlers = new Map();
@@ -52,6 +61,19 @@ export function createDesk(config, strings) {
       return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
     },
 
+    // End the session (the agent goes offline) and go to the login page.
+    async logout() {
+      try {
+        await desk.api("POST", "/api/v1/logout");
+      } catch (e) {
+        // Cut short by the socket's "session over" (the page is leaving), or failed:
+        // the login page shows which (it sends a live session back to the desk).
+      } finally {
+        desk.socket = null;
+        leave();
+      }
+    },
+
     region(name) {
       const el = document.querySelector(`[data-region="${name}"]`);
       if (!el) throw new Error(`desk: no region "${name}"`);
@@ -70,7 +92,7 @@ async function answer(response) {
     body = { message: text };
   }
   if (!response.ok) {
-    if (response.status === 401) location.assign("/desk/login");
+    if (response.status === 401) leave();
     const err = new Error((body && body.message) || `${response.status} ${response.statusText}`);
     err.status = response.status;
     err.code = body && body.error;
@@ -102,7 +124,7 @@ export function connect(desk) {
       } else if ((msg.type === "error" && msg.error === "unauthorized")
                  || (msg.type === "closed" && msg.reason === "logged_out")) {
         desk.socket = null; // no reconnect: this session is over
-        location.assign("/desk/login");
+        leave();
         return;
       }
       desk.emit(msg.type, msg);

@@ -50,13 +50,7 @@ export function mount(desk) {
   }
 
   const logout = button("logout", desk.t("shell.logout"));
-  logout.addEventListener("click", async () => {
-    try {
-      await desk.api("POST", "/api/v1/logout");
-    } finally {
-      location.assign("/desk/login");
-    }
-  });
+  logout.addEventListener("click", () => desk.logout());
 
   // Wrap-up is routing's (available, with a contact being wrapped up): shown, not chosen.
   const wrapup = el("span", "wrapup", desk.t("shell.state_wrapup"));
