@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from panoramisk import Manager
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from ctl.asterisk.process import AsteriskProcess
@@ -32,6 +32,7 @@ from tests.integration import desk_browser, sip
 from tests.integration.channels_app import add_agent, channel_settings, database, running
 from tests.integration.harness import Caller, CtlProcess, eventually, free_port
 from tests.integration.test_ivr import contact_of
+from tests.integration.test_voice_queue import QUEUE_NUMBER, new_agent, ring
 
 MAIN_MENU = "1200"  # conftest: the demo's main flow; keys "1" English, "0" an agent
 # Every RTCPeerConnection the page makes, for its stats (the softphone keeps its own).
@@ -104,17 +105,40 @@ async def audio(page: Page) -> dict[str, Any]:
     return totals
 
 
+async def desk_agent(browser: Browser, base: str, username: str, password: str
+                     ) -> tuple[BrowserContext, Page, desk_browser.ConsoleErrors]:
+    """The agent logged in to the desk, its softphone registered."""
+    context = await browser.new_context()
+    await context.add_init_script(KEEP_CONNECTIONS)
+    page = await context.new_page()
+    errors = desk_browser.ConsoleErrors(page)
+    page.on("console", lambda m: print("console:", m.type, m.text[:300]))  # shown on failure
+    await desk_browser.login(page, base, username, password)
+    await page.wait_for_selector("[data-region=phone][data-registration=registered]")
+    return context, page, errors
+
+
+async def available(page: Page) -> None:
+    await page.select_option("#agent-state", "available")
+    await page.wait_for_selector("[data-region=topbar][data-state=available]")
+
+
+async def browser_agent(env: dict[str, str]) -> tuple[str, str]:
+    username = f"w{uuid.uuid4().hex[:8]}"
+    password = await sip.add_agent(env, username, "Wendy Web",
+                                   str(5000000 + uuid.uuid4().int % 1000000))
+    await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
+                          "--language", "en")
+    return username, password
+
+
 async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
         ctl: CtlProcess, db: Database, caller: Caller, browser: Browser,
         moh: tuple[Counter[str], Counter[str]]) -> None:
     music, music_stops = moh
     env = {**os.environ, **ast_env, **backend}
-    username = f"w{uuid.uuid4().hex[:8]}"
-    password = await sip.add_agent(env, username, "Wendy Web",
-                                   str(5000000 + uuid.uuid4().int % 1000000))
-    await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
-                          "--language", "en")
+    username, password = await browser_agent(env)
     # The agent's desk phone is registered too (at a port nobody answers on): the offer
     # must ring the browser, or the test never sees it ringing.
     desk_phone = f"agent-{username}"
@@ -123,20 +147,13 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
                    "-p", str(free_port(socket.SOCK_DGRAM)))).check()
     assert await caller.ari.endpoint_online("PJSIP", desk_phone)
     base = f"http://127.0.0.1:{ctl.port}"
-    context = await browser.new_context()
-    await context.add_init_script(KEEP_CONNECTIONS)
-    page = await context.new_page()
-    errors = desk_browser.ConsoleErrors(page)
-    page.on("console", lambda m: print("console:", m.type, m.text[:300]))  # shown on failure
-    await desk_browser.login(page, base, username, password)
-    await page.wait_for_selector("[data-region=phone][data-registration=registered]")
+    context, page, errors = await desk_agent(browser, base, username, password)
     assert await caller.ari.endpoint_online("PJSIP", f"webrtc-{username}")
     await page.evaluate("""() => { window.answered = null;
         window.desk.on("phone:answered", (d) => { window.answered = d; }); }""")
     async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/me/phone") as r:
         assert r.status == 401  # the account is its agent's only
-    await page.select_option("#agent-state", "available")
-    await page.wait_for_selector("[data-region=topbar][data-state=available]")
+    await available(page)
 
     ours, theirs = await caller.call(MAIN_MENU)
     await caller.wait(ours, "StasisStart")
@@ -202,6 +219,51 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
     await caller.ari.hangup(ours)  # the caller leaves the flow's survey
     await desk_browser.screenshot(page, "desk-phone-done")
     assert not errors, errors
+    await context.close()
+
+
+async def test_browser_agent_transfers_the_call_to_another_agents_desk_phone(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser) -> None:
+    """Transfer from the softphone goes through routing (not SIP REFER): the contact is
+    offered to the other agent, whose desk phone rings and answers, and its history says
+    so."""
+    env = {**os.environ, **ast_env, **backend}
+    username, password = await browser_agent(env)
+    base = f"http://127.0.0.1:{ctl.port}"
+    context, page, errors = await desk_agent(browser, base, username, password)
+    await available(page)
+    async with aiohttp.ClientSession() as http:
+        other = await new_agent(env, asterisk, ctl, http)  # a desk phone (sipp), not available
+        ours, theirs = await caller.call(QUEUE_NUMBER)
+        await page.wait_for_selector(".softphone .call[data-state=ringing]", timeout=30000)
+        await page.click(".softphone button.answer")
+        await page.wait_for_selector("[data-region=phone][data-call=talking]")
+        contact = await contact_of(db, theirs, ("assigned",))
+        phone = await ring(other, "agent_phone_answer.xml", "-d", "1000")
+        assert other.panel is not None
+        await other.panel.state("available")
+
+        await page.click(".softphone button.transfer")
+        await page.select_option("#softphone-transfer-kind", "agent")
+        await page.fill("#softphone-transfer-target", other.username)
+        await page.press("#softphone-transfer-target", "Enter")
+        # Routing hangs the browser up as the call moves on to the other agent.
+        await page.wait_for_selector("[data-region=phone][data-call=idle]")
+        (await sip.finish(phone, 40)).check()  # rang, answered, talked 1 s, hung up
+        closed = await contact_of(db, theirs, ("closed",))
+        assert closed.id == contact.id and closed.close_reason == "completed"
+        async with db.session(readonly=True) as s:
+            events = list(await s.scalars(select(ContactEvent).where(
+                ContactEvent.contact_id == contact.id).order_by(ContactEvent.id)))
+        assert any(e.data.get("action") == "transferred" for e in events)
+        bridged = [e.data["agent"] for e in events if e.data.get("action") == "bridged"]
+        assert bridged[-1] == other.panel.agent_id and len(bridged) == 2
+        await caller.wait(ours, "StasisEnd")
+        await other.panel.state("offline")
+        await other.panel.close()
+    await desk_browser.screenshot(page, "desk-phone-transferred")
+    assert errors == []
     await context.close()
 
 
