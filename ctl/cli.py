@@ -179,17 +179,37 @@ def cmd_ast_up(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-async def _ast_up(service: AsteriskService, settings: Settings) -> AsteriskProcess:
-    from ctl.agents.service import AgentService
+async def _ast_up(service: AsteriskService, settings: Settings,
+                  first_admin: bool = False) -> AsteriskProcess:
     from ctl.store.db import Database, migrate
 
     await asyncio.to_thread(migrate, settings.db_url)
     db = Database(settings.db_url)
     try:
-        endpoints = await AgentService(db).endpoints()
+        agents = AgentService(db)
+        if first_admin:
+            await _first_admin(agents, settings)
+        endpoints = await agents.endpoints()
     finally:
         await db.close()
     return await service.up(endpoints)
+
+
+async def _first_admin(agents: AgentService, settings: Settings) -> None:
+    """With no agent at all, create `admin` (every queue) so the desk can be opened at
+    once. Its generated password is kept in `<data_dir>/admin-password` (0600) for the
+    operator to read, since `up` prints it only on the run that created it."""
+    if await agents.list():
+        return
+    _, password = await agents.create("admin", "Administrator", "2000")
+    await agents.configure("admin", RoutingChanges(
+        role="admin", profile=[{"queue": q.name} for q in settings.routing.queues],
+        capacity={"chat": 3, "email": 3, "sms": 3, "wechat": 3, "task": 3}))
+    path = settings.data_dir / "admin-password"
+    path.touch(mode=0o600)
+    path.write_text(password + "\n", encoding="utf-8")
+    print(f"First login for the agent desktop: admin / {password} (also in {path}; "
+          "`ctl agents password admin` makes a new one)", flush=True)
 
 
 def cmd_ast_down(settings: Settings, _: argparse.Namespace) -> int:
@@ -246,14 +266,15 @@ def cmd_up(settings: Settings, _: argparse.Namespace) -> int:
 
 async def _up(settings: Settings) -> None:
     service = AsteriskService(settings)
-    proc = await _ast_up(service, settings)
+    proc = await _ast_up(service, settings, first_admin=True)
     stop = asyncio.Event()
     supervisor = asyncio.create_task(service.supervise(proc, stop))
     a = settings.asterisk
     flows = ", ".join(f"{n} {f}" for n, f in settings.ivr.numbers.items())
     print(f"Contact center up: call extension 1000 at sip:1000@{a.sip_host}:{a.sip_port} "
           f"(UDP), the IVR flows on {flows}; web on "
-          f"http://{settings.http_host}:{settings.http_port}/healthz", flush=True)
+          f"http://{settings.http_host}:{settings.http_port}/healthz; the agent desktop at "
+          f"http://{settings.http_host}:{settings.http_port}/desk/", flush=True)
     try:
         await _serve(settings, stop)
     finally:

@@ -119,3 +119,33 @@ def _listening_tcp() -> dict[int, set[str]]:
         ip = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
         out.setdefault(int(port, 16), set()).add(ip)
     return out
+
+
+async def test_up_creates_a_first_admin_once(tmp_path: Path) -> None:
+    """`ctl up` on an empty database makes `admin` (every queue) with a generated password
+    kept private for the operator; with any agent there it adds nobody."""
+    import asyncio
+
+    from ctl.agents.auth import verify_password
+    from ctl.agents.service import AgentService
+    from ctl.cli import _first_admin
+    from ctl.settings import load_settings
+    from ctl.store.db import Database, migrate
+
+    settings = load_settings(data_dir=tmp_path)
+    await asyncio.to_thread(migrate, settings.db_url)
+    db = Database(settings.db_url)
+    try:
+        agents = AgentService(db)
+        await _first_admin(agents, settings)
+        kept = tmp_path / "admin-password"
+        assert kept.stat().st_mode & 0o777 == 0o600
+        password = kept.read_text().strip()
+        admin = await agents.get("admin")
+        assert admin.role == "admin" and verify_password(password, admin.password_hash)
+        assert {p["queue"] for p in admin.profile} == {q.name for q in settings.routing.queues}
+        await _first_admin(agents, settings)
+        assert [a.username for a in await agents.list()] == ["admin"]
+        assert kept.read_text().strip() == password
+    finally:
+        await db.close()
