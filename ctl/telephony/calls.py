@@ -190,13 +190,16 @@ class CallManager:
             try:
                 channel = await self.ari.channel(channel_id)
                 flow = await self.ari.get_var(channel_id, "CTL_FLOW")
+                if flow in LEGS:  # placed by a controller that is gone: its call is over
+                    with contextlib.suppress(TelephonyError):
+                        await self.ari.hangup(channel_id)
+                    continue
+                # Read only now: a placed leg has no CTL_DID, and a variable ARI does not
+                # find is a 404, which would skip the leg instead of hanging it up.
                 did = await self.ari.get_var(channel_id, "CTL_DID")
             except NoSuchChannel:
                 continue
-            if flow in LEGS:  # placed by a controller that is gone: its call is over
-                with contextlib.suppress(TelephonyError):
-                    await self.ari.hangup(channel_id)
-            elif channel_id not in self.sessions and channel_id not in self.legs:
+            if channel_id not in self.sessions and channel_id not in self.legs:
                 log.info("adopting call", extra={"ctx": {"channel": channel_id}})
                 self._start(_info(channel, flow, did, adopted=True))
         for channel_id, session in list(self.sessions.items()):

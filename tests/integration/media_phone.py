@@ -50,6 +50,7 @@ class MediaPhone(asyncio.DatagramProtocol):
         self.host, self.port = host, port
         self.talking = False
         self.loud = 0  # loud frames received since the last mark()
+        self.frames = 0  # every frame received
         self.answered = asyncio.Event()
         self.ended = asyncio.Event()
         self._heard = asyncio.Event()
@@ -91,8 +92,13 @@ class MediaPhone(asyncio.DatagramProtocol):
         """Returns once `frames` loud frames arrived since the last mark()."""
         self._want = frames
         self._heard.clear()
+        before = self.frames
         if self.loud < frames:
-            await asyncio.wait_for(self._heard.wait(), timeout)
+            try:
+                await asyncio.wait_for(self._heard.wait(), timeout)
+            except TimeoutError:
+                raise AssertionError(f"port {self.port} heard {self.loud} loud frames of "
+                                     f"{self.frames - before} in {timeout:g}s") from None
 
     async def quiet(self, frames: int = 10, timeout: float = 10.0) -> None:
         """Returns once `frames` quiet frames arrived in a row: what was on its way is in."""
@@ -107,6 +113,7 @@ class MediaPhone(asyncio.DatagramProtocol):
             return
         if len(data) <= 12:
             return
+        self.frames += 1
         if rms(data[12:]) > _LOUD:
             self.loud += 1
             self._still = 0

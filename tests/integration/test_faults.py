@@ -6,6 +6,7 @@ their own, with ctl reaching ARI through a proxy the test can cut.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -24,6 +25,7 @@ from ctl.store.db import Database
 from ctl.store.models import Contact
 from tests.integration import sip
 from tests.integration.harness import Caller, CtlProcess, caller_app, eventually, free_port
+from tests.integration.media_phone import MediaPhone
 from tests.integration.proxy import CuttableProxy
 from tests.integration.test_calls import assert_nothing_left, events_of, final_contact
 from tests.integration.test_voice_queue import contact_of, has_event, new_agent, ring
@@ -309,3 +311,40 @@ async def test_controller_killed_while_a_callback_is_dialled_requeues_it_in_its_
                                             "queued", "offered", "assigned", "closed"], states
         assert states[5][1] == "transferred"  # back in the queue with its age, not completed
         await agent.panel.state("offline")
+
+
+async def test_controller_killed_while_a_supervisor_listens_hangs_up_their_phone(
+        f_ctl: CtlProcess, f_asterisk: AsteriskProcess, f_caller: Caller, f_db: Database,
+        fault_env: dict[str, str]) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CTL_")}, **fault_env}
+    async with aiohttp.ClientSession() as http:
+        agent = await new_agent(env, f_asterisk, f_ctl, http)
+        sup = await new_agent(env, f_asterisk, f_ctl, http)
+        await sip.ctl_command(env, "agents", "set", sup.username, "--role", "supervisor")
+        agent_phone, sup_phone = (await MediaPhone(agent.port).open(),
+                                  await MediaPhone(sup.port).open())
+        assert agent.panel is not None and sup.panel is not None
+        try:
+            await agent.panel.state("available")
+            ours, theirs = await f_caller.call("1100")
+            contact = (await contact_of(f_db, theirs, states=("assigned",))).id
+            await sup.panel.call("POST", f"/api/v1/contacts/{contact}/monitor",
+                                 {"mode": "listen"})
+            await eventually(lambda: has_event(f_db, contact, "monitor", "started"), 20,
+                             "the supervisor to be listening")
+            f_ctl.kill()
+            await f_ctl.start()
+            # Hung up by the new controller, not adopted; so is the agent's (an agent-leg).
+            await asyncio.wait_for(sup_phone.ended.wait(), 20)
+            await asyncio.wait_for(agent_phone.ended.wait(), 20)
+
+            async def no_snoop() -> bool:
+                return not [c for c in await f_caller.ari.channels()
+                            if c["name"].startswith("Snoop/")]
+
+            await eventually(no_snoop, 10, "the snoop channel to be gone")
+            await f_caller.ari.hangup(ours)
+            await contact_of(f_db, theirs)  # the call still reaches a final state
+        finally:
+            await agent_phone.close()
+            await sup_phone.close()

@@ -10,6 +10,7 @@ very time another phone heard the same sound: no sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -141,7 +142,7 @@ async def test_supervisor_listens_whispers_barges_and_stops(
     overview = await sup.panel.call("GET", "/api/v1/supervision")
     assert [m["contact_id"] for m in overview["monitors"]] == [contact]
     await sup.panel.call("DELETE", path)
-    await sup.phone.ended.wait()
+    await asyncio.wait_for(sup.phone.ended.wait(), 20)
     marked(agent.phone)
     customer.phone.talking = True
     await agent.phone.hears()
