@@ -43,16 +43,7 @@ async def test_chat_then_call_is_one_customer(ctl: CtlProcess, caller: Caller, d
     ours, theirs = await caller.call("1000", caller_id=number)
     await caller.wait(ours, "ChannelDestroyed")  # the demo flow answered, played, hung up
 
-    call = await eventually(lambda: _call_contact(db, theirs), 15, "the call's contact")
-    async with db.session(readonly=True) as s:
-        chat = await s.get(Contact, chat_contact)
-    assert chat is not None and call.customer_id == chat.customer_id  # one customer
-
-    user = f"x{uuid.uuid4().hex[:8]}"
-    password = await sip.add_agent(ctl.env, user, "Cross Sup",
-                                   str(5000000 + uuid.uuid4().int % 1000000))
-    await sip.ctl_command(ctl.env, "agents", "set", user, "--role", "supervisor")
-    sup = await Panel(base, http).login(user, password)
+    call, sup = await _same_customer(ctl, db, http, theirs, chat_contact)
     seen = (await sup.call("GET", f"/api/v1/contacts/{call.id}/history"))["messages"]
     assert [(m["channel"], m["text"], m["contact_id"]) for m in seen] == \
         [("chat", "my router keeps rebooting", chat_contact)]
@@ -112,15 +103,7 @@ async def test_wechat_then_call_from_the_verified_number(
     ours, theirs = await caller.call("1000", caller_id=number)
     await caller.wait(ours, "ChannelDestroyed")
 
-    call = await eventually(lambda: _call_contact(db, theirs), 15, "the call's contact")
-    async with db.session(readonly=True) as s:
-        chat = await s.get(Contact, chat_contact)
-    assert chat is not None and call.customer_id == chat.customer_id
-    user2 = f"xs{uuid.uuid4().hex[:8]}"
-    password2 = await sip.add_agent(ctl.env, user2, "Cross Sup 2",
-                                    str(5000000 + uuid.uuid4().int % 1000000))
-    await sip.ctl_command(ctl.env, "agents", "set", user2, "--role", "supervisor")
-    sup = await Panel(base, http).login(user2, password2)
+    call, sup = await _same_customer(ctl, db, http, theirs, chat_contact)
     seen = (await sup.call("GET", f"/api/v1/contacts/{call.id}/history"))["messages"]
     assert [(m["channel"], m["text"]) for m in seen] == \
         [("wechat", "我的路由器一直重启"), ("wechat", f"我的电话是 {number}")]
@@ -130,3 +113,17 @@ async def _call_contact(db: Database, channel: str) -> Contact | None:
     async with db.session(readonly=True) as s:
         return (await s.scalars(select(Contact).where(
             Contact.channel == "voice", Contact.external_ref == channel))).first()
+
+
+async def _same_customer(ctl: CtlProcess, db: Database, http: aiohttp.ClientSession,
+                         channel: str, chat_contact: str) -> tuple[Contact, Panel]:
+    """The call on `channel` belongs to the chat's customer; and a supervisor to read it."""
+    call = await eventually(lambda: _call_contact(db, channel), 15, "the call's contact")
+    async with db.session(readonly=True) as s:
+        chat = await s.get(Contact, chat_contact)
+    assert chat is not None and call.customer_id == chat.customer_id  # one customer
+    user = f"x{uuid.uuid4().hex[:8]}"
+    password = await sip.add_agent(ctl.env, user, "Cross Sup",
+                                   str(5000000 + uuid.uuid4().int % 1000000))
+    await sip.ctl_command(ctl.env, "agents", "set", user, "--role", "supervisor")
+    return call, await Panel(f"http://127.0.0.1:{ctl.port}", http).login(user, password)
