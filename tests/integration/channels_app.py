@@ -94,6 +94,14 @@ async def add_agent(services: Services, username: str, role: str = "agent",
     return password
 
 
+async def login(app: App, http: aiohttp.ClientSession, role: str = "agent",
+                queues: tuple[str, ...] = ("general", "mail")) -> Panel:
+    """A new agent of `queues`, logged in to the agent API."""
+    user = f"a{uuid.uuid4().hex[:8]}"
+    return await Panel(app.base, http).login(user, await add_agent(app.services, user, role,
+                                                                    queues))
+
+
 async def platform_agent(app: App, http: aiohttp.ClientSession, channel: str) -> Panel:
     """An available agent of the general queue with capacity for `channel`, listening."""
     user = f"{channel[:2]}{uuid.uuid4().hex[:8]}"

@@ -19,9 +19,9 @@ from ctl.store.models import Message
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import (
     App,
-    add_agent,
     channel_settings,
     database,
+    login,
     platform_agent,
     running,
 )
@@ -49,18 +49,6 @@ async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             running(channel_settings(data_dir, url, rate_burst=5, rate_per_minute=6)) as a:
         yield a
 
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def login(app: App, http: aiohttp.ClientSession, role: str = "agent",
-                queues: tuple[str, ...] = ("general", "mail")) -> Panel:
-    user = f"a{uuid.uuid4().hex[:8]}"
-    password = await add_agent(app.services, user, role, queues)
-    return await Panel(app.base, http).login(user, password)
 
 
 async def post(sup: Panel, expect: int = 201, **body: Any) -> dict[str, Any]:

@@ -29,11 +29,6 @@ async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield a
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 @pytest.fixture
 async def agent(app: App, http: aiohttp.ClientSession) -> AsyncIterator[Panel]:

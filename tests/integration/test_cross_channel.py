@@ -6,7 +6,6 @@ chat in the call's history. Real Asterisk, real websocket."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -22,11 +21,6 @@ from tests.integration.test_wechat import signed, text_xml
 
 pytestmark = pytest.mark.asterisk
 
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_chat_then_call_is_one_customer(ctl: CtlProcess, caller: Caller, db: Database,

@@ -67,11 +67,6 @@ async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             yield a
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 async def login(app: App, http: aiohttp.ClientSession, role: str = "agent") -> Panel:
     user = f"c{uuid.uuid4().hex[:8]}"

@@ -12,8 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.integration import channels_app
 from tests.integration.agent_api import Panel
-from tests.integration.channels_app import App, add_agent, channel_settings, database, running
+from tests.integration.channels_app import App, channel_settings, database, running
 from tests.integration.test_channels_contract import Recorder
 
 
@@ -30,16 +31,9 @@ async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             yield a
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 async def login(app: App, http: aiohttp.ClientSession, role: str = "agent") -> Panel:
-    user = f"d{uuid.uuid4().hex[:8]}"
-    password = await add_agent(app.services, user, role, ("mail",))
-    return await Panel(app.base, http).login(user, password)
+    return await channels_app.login(app, http, role, ("mail",))
 
 
 async def take(app: App, sup: Panel, agent: Panel, name: str, **extra: Any) -> str:

@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 
 from ctl.store.models import Agent
+from tests.integration import channels_app
 from tests.integration.agent_api import Panel
-from tests.integration.channels_app import App, add_agent, channel_settings, database, running
+from tests.integration.channels_app import App, channel_settings, database, running
 
 
 @pytest.fixture(scope="module", params=["sqlite", "pg"])
@@ -24,16 +25,9 @@ async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield a
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 async def login(app: App, http: aiohttp.ClientSession, role: str = "agent") -> Panel:
-    user = f"k{uuid.uuid4().hex[:8]}"
-    password = await add_agent(app.services, user, role, ("mail",))
-    return await Panel(app.base, http).login(user, password)
+    return await channels_app.login(app, http, role, ("mail",))
 
 
 async def take(sup: Panel, agent: Panel, name: str, text: str) -> str:

@@ -88,11 +88,6 @@ async def people(env: dict[str, str], ctl_routing: CtlProcess) -> dict[str, str]
     return out
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 async def panel(ctl: CtlProcess, http: aiohttp.ClientSession, people: dict[str, str],
                 who: str) -> Panel:

@@ -43,11 +43,6 @@ class Phone:
         return f"agent-{self.username}"
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
 
 async def new_agent(env: dict[str, str], asterisk: AsteriskProcess, ctl: CtlProcess,
                     http: aiohttp.ClientSession) -> Phone:
