@@ -52,7 +52,8 @@ async def people(asterisk: AsteriskProcess, ast_env: dict[str, str], backend: di
         password = await sip.add_agent(env, username, role.title(),
                                        str(6000000 + uuid.uuid4().int % 1000000))
         if role == "agent":
-            await sip.ctl_command(env, "agents", "set", username, "--queue", "general")
+            await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
+                                  "--capacity", "voice=1", "--capacity", "chat=2")
         if role == "sup":
             await sip.ctl_command(env, "agents", "set", username, "--role", "supervisor",
                                   "--capacity", "chat=2")
