@@ -24,15 +24,7 @@ from tests.integration import sip
 from tests.integration.agent_api import Panel
 from tests.integration.harness import Caller, CtlProcess, eventually, free_port
 from tests.integration.media_phone import MediaPhone
-from tests.integration.test_voice_queue import (
-    QUEUE_NUMBER,
-    agent_env,
-    contact_of,
-    events_of,
-    http,
-)
-
-__all__ = ["http"]
+from tests.integration.test_voice_queue import QUEUE_NUMBER, agent_env, contact_of, events_of
 
 
 class Person:
