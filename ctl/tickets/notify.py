@@ -100,7 +100,8 @@ class Notifications:
         channel, address, contact_id = await self._route(ticket)
         if address is None:
             await self._record(ticket, "notify_skipped", template=template,
-                               reason=f"no {channel} address for channel {ticket.channel}")
+                               reason=f"no {channel + ' ' if channel else ''}address for "
+                                      f"channel {ticket.channel}")
             return None
         subject, text = self.render(ticket, template, **extra)
         try:
@@ -141,7 +142,7 @@ class Notifications:
             return "email or sms", None, None
         route = ROUTES.get(ticket.channel or "")
         if route is None:
-            return str(ticket.channel), None, None
+            return "", None, None
         return route[0], await self._address(ticket.customer_id, route[1]), None
 
     async def _open_chat(self, contact_ids: list[str]) -> tuple[str, str] | None:

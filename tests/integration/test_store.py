@@ -354,7 +354,8 @@ async def test_agents(store: Database) -> None:
     assert len(password) >= 20 and password not in alice.sip_ha1
     ha1 = hashlib.md5(f"agent-alice:ctl:{password}".encode()).hexdigest()
     assert alice.sip_ha1 == ha1 and alice.state == "offline"
-    assert await svc.endpoints() == [AgentEndpoint("agent-alice", "Alice Liddell", "2001", ha1)]
+    assert await svc.endpoints() == [
+        AgentEndpoint("agent-alice", "Alice Liddell", "2001", ha1, "alice")]
 
     with pytest.raises(ConfigError, match="'alice' already exists"):
         await svc.create("alice", "Other", "2002")
