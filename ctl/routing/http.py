@@ -193,6 +193,16 @@ async def agents(request: web.Request) -> web.Response:
     return web.json_response({"agents": await services.routing.agents()})
 
 
+@routes.put("/api/v1/agents/{agent}/state")
+async def set_agent_state(request: web.Request) -> web.Response:
+    """A supervisor sets an agent away or offline (one who left without logging out)."""
+    services, _ = await _who(request, "supervisor")
+    body = await _body(request)
+    agent = request.match_info["agent"]
+    await services.routing.set_state(agent, _field(body, "state"), str(body.get("reason") or ""))
+    return web.json_response(await services.routing.agent_status(agent))
+
+
 @routes.get("/api/v1/ws")
 async def events(request: web.Request) -> web.WebSocketResponse:
     """Pushes for the logged-in agent (and, for supervisors, every routing event)."""

@@ -19,6 +19,8 @@ from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
 from ctl.settings import Settings, load_settings
 from ctl.store.db import Database
+from tests.integration import sip
+from tests.integration.agent_api import Panel
 from tests.integration.harness import Caller, CtlProcess, caller_app, free_port
 
 PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -120,6 +122,34 @@ async def ctl(asterisk: AsteriskProcess, backend: dict[str, str], ast_env: dict[
     await proc.start()
     yield proc
     proc.stop()
+
+
+_JANITORS: dict[int, tuple[str, str]] = {}  # per shared controller: a supervisor's login
+
+
+@pytest.fixture(autouse=True)
+async def agents_leave(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every agent a test left available on the shared controller goes offline after it, so
+    no later test's caller is offered to a phone that is gone (whatever the test did)."""
+    yield
+    if "ctl" not in request.fixturenames:
+        return
+    ctl: CtlProcess = request.getfixturevalue("ctl")  # set up already: the cached one
+    env = {**os.environ, **request.getfixturevalue("ast_env"),
+           **request.getfixturevalue("backend")}
+    if ctl.port not in _JANITORS:
+        username = f"janitor{uuid.uuid4().hex[:8]}"
+        password = await sip.add_agent(env, username, "Janitor",
+                                       str(9000000 + uuid.uuid4().int % 1000000))
+        await sip.ctl_command(env, "agents", "set", username, "--role", "supervisor")
+        _JANITORS[ctl.port] = (username, password)
+    async with aiohttp.ClientSession() as session:
+        janitor = await Panel(f"http://127.0.0.1:{ctl.port}", session).login(
+            *_JANITORS[ctl.port])
+        for agent in (await janitor.call("GET", "/api/v1/agents"))["agents"]:
+            if agent.get("status") != "offline":
+                await janitor.call("PUT", f"/api/v1/agents/{agent['id']}/state",
+                                   {"state": "offline"})
 
 
 @pytest.fixture(scope="session")

@@ -325,6 +325,17 @@ async def test_controller_killed_while_a_supervisor_listens_hangs_up_their_phone
                                   await MediaPhone(sup.port).open())
         assert agent.panel is not None and sup.panel is not None
         try:
+            # Agents earlier tests left available (their phones gone) would get the call.
+            for other in (await sup.panel.call("GET", "/api/v1/agents"))["agents"]:
+                if other["id"] != agent.panel.agent_id and other.get("status") != "offline":
+                    await sup.panel.call("PUT", f"/api/v1/agents/{other['id']}/state",
+                                         {"state": "offline"})
+            # So would contacts they left waiting (callbacks to callers long gone).
+            async with f_db.session(readonly=True) as s:
+                waiting = list(await s.scalars(select(Contact.id).where(
+                    Contact.state.in_(("queued", "offered")))))
+            for left in waiting:
+                await sup.panel.call("POST", f"/api/v1/contacts/{left}/abandon")
             await agent.panel.state("available")
             ours, theirs = await f_caller.call("1100")
             contact = (await contact_of(f_db, theirs, states=("assigned",))).id
