@@ -144,6 +144,8 @@ class Monitors:
             raise InvalidTransition(f"contact {contact_id} is not connected yet") from None
         legs = [c for c in bridge.get("channels", [])
                 if c != caller and c not in self.calls.watched]
+        if not legs:  # answered, and being put through this very moment
+            raise InvalidTransition(f"contact {contact_id} is not connected yet")
         if len(legs) != 1:
             raise InvalidTransition(f"contact {contact_id} is in a consultation",
                                     hint="listen in once the transfer is over")

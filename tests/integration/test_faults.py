@@ -339,8 +339,18 @@ async def test_controller_killed_while_a_supervisor_listens_hangs_up_their_phone
             await agent.panel.state("available")
             ours, theirs = await f_caller.call("1100")
             contact = (await contact_of(f_db, theirs, states=("assigned",))).id
-            await sup.panel.call("POST", f"/api/v1/contacts/{contact}/monitor",
-                                 {"mode": "listen"})
+
+            async def listen() -> bool:  # "assigned" is stored before the call is bridged
+                try:
+                    await sup.panel.call("POST", f"/api/v1/contacts/{contact}/monitor",
+                                         {"mode": "listen"})
+                except AssertionError as e:
+                    if "not connected yet" in str(e):
+                        return False
+                    raise
+                return True
+
+            await eventually(listen, 20, "the call to be bridged")
             await eventually(lambda: has_event(f_db, contact, "monitor", "started"), 20,
                              "the supervisor to be listening")
             f_ctl.kill()
