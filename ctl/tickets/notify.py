@@ -39,6 +39,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "douyin": ("douyin", "douyin_openid"),
 }
 AFTER_CHAT = (("email", "email"), ("sms", "phone"))
+# What a skipped notification lacked, named in its reason ("no sms address for channel voice").
+_WANTED = {"chat": "email or sms ", **{k: f"{v[0]} " for k, v in ROUTES.items()}}
 STATUS_TEXT = {
     "en": {"new": "received", "open": "in progress", "pending_customer": "waiting for you",
            "pending_department": "with another team", "resolved": "resolved",
@@ -97,12 +99,13 @@ class Notifications:
         if not ticket.notify:
             await self._record(ticket, "notify_skipped", template=template, reason="opted out")
             return None
-        channel, address, contact_id = await self._route(ticket)
-        if address is None:
+        route = await self._route(ticket)
+        if route is None:
             await self._record(ticket, "notify_skipped", template=template,
-                               reason=f"no {channel + ' ' if channel else ''}address for "
-                                      f"channel {ticket.channel}")
+                               reason=f"no {_WANTED.get(ticket.channel or '', '')}address "
+                                      f"for channel {ticket.channel}")
             return None
+        channel, address, contact_id = route
         subject, text = self.render(ticket, template, **extra)
         try:
             message_id = await self._sender.send(channel, address, text, subject=subject,
@@ -129,8 +132,9 @@ class Notifications:
             return f"#{ticket.number}", text
         return first.removeprefix("Subject: ").strip(), rest.lstrip("\n")
 
-    async def _route(self, ticket: TicketView) -> tuple[str, str | None, str | None]:
-        """(channel, address or None, the chat contact to post into or None)."""
+    async def _route(self, ticket: TicketView) -> tuple[str, str, str | None] | None:
+        """(channel, address, the chat contact to post into or None); None: no way to
+        reach the customer."""
         if ticket.channel == "chat":
             chat = await self._open_chat(ticket.contact_ids)
             if chat is not None:
@@ -139,11 +143,10 @@ class Notifications:
                 address = await self._address(ticket.customer_id, kind)
                 if address is not None:
                     return channel, address, None
-            return "email or sms", None, None
+            return None
         route = ROUTES.get(ticket.channel or "")
-        if route is None:
-            return "", None, None
-        return route[0], await self._address(ticket.customer_id, route[1]), None
+        address = None if route is None else await self._address(ticket.customer_id, route[1])
+        return None if route is None or address is None else (route[0], address, None)
 
     async def _open_chat(self, contact_ids: list[str]) -> tuple[str, str] | None:
         """The newest linked chat still open, and the visitor's address in it."""
