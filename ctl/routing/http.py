@@ -93,11 +93,16 @@ async def set_state(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/offers/{offer}")
 async def offer(request: web.Request) -> web.Response:
-    """One of the agent's pending offers, with who the customer is (the offer toast)."""
+    """One of the agent's pending offers, with who the customer is (the offer toast). An
+    offer the agent already accepted is still found by its contact: the toast asks for
+    the customer just after showing, and a quick Enter may have accepted it by then."""
     services, who = await _who(request)
     offer_id = request.match_info["offer"]
-    mine = (await services.routing.agent_status(who.agent_id))["offers"]
-    found = next((o for o in mine if o["id"] == offer_id), None)
+    status = await services.routing.agent_status(who.agent_id)
+    found = next((o for o in status["offers"] if o["id"] == offer_id), None)
+    contact_id = request.query.get("contact")
+    if found is None and any(c["id"] == contact_id for c in status["contacts"]):
+        found = {"id": offer_id, "contact_id": contact_id, "accepted": True}
     if found is None:
         raise NotFound(f"no pending offer {offer_id} for you",
                        hint="it was taken, declined, timed out or withdrawn")

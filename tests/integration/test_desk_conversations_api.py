@@ -57,6 +57,29 @@ async def form(agent: Panel, contact: str, data: aiohttp.FormData, expect: int
         return body
 
 
+async def test_an_accepted_offer_still_names_its_customer(app: App,
+                                                        http: aiohttp.ClientSession) -> None:
+    """The toast asks who the customer is just after showing; Enter may have accepted the
+    offer by then, and the answer must not be a 404 (a console error in the desk)."""
+    sup, agent, other = (await login(app, http, "supervisor"), await login(app, http),
+                         await login(app, http))
+    await agent.listen()
+    await agent.state("available")
+    await sup.call("POST", "/api/v1/messages", {
+        "channel": "api", "customer": {"kind": "email", "value": "wu@example.org",
+                                       "name": "Wu Fang"},
+        "text": "hello", "queue": "mail", "thread": uuid.uuid4().hex}, expect=201)
+    offer = (await agent.next("offer"))["offer"]
+    path = f"/api/v1/offers/{offer['id']}"
+    pending = await agent.call("GET", path)
+    assert pending["customer"]["name"] == "Wu Fang" and "accepted" not in pending
+    await agent.call("POST", path + "/accept")
+    await agent.call("GET", path, expect=404)  # no longer pending, and no contact named
+    accepted = await agent.call("GET", f"{path}?contact={offer['contact_id']}")
+    assert (accepted["accepted"], accepted["customer"]["name"]) == (True, "Wu Fang")
+    await other.call("GET", f"{path}?contact={offer['contact_id']}", expect=404)
+
+
 async def test_conversations_replies_and_wrapup(app: App, http: aiohttp.ClientSession,
                                                 tmp_path: Path) -> None:
     recorder = Recorder()

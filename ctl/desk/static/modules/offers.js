@@ -95,7 +95,8 @@ export function mount(desk) {
     });
     stack.append(node);
     accept.focus();
-    desk.api("GET", `/api/v1/offers/${encodeURIComponent(offer.id)}`).then((full) => {
+    desk.api("GET", `/api/v1/offers/${encodeURIComponent(offer.id)}`
+                      + `?contact=${encodeURIComponent(offer.contact_id)}`).then((full) => {
       const who = full.customer && (full.customer.name || (full.customer.identity || {}).value);
       if (who) customer.textContent = desk.t("shell.offer_customer", { customer: who });
     }, () => {}); // gone meanwhile: its OfferEnded removes the toast
