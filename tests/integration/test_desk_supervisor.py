@@ -1,16 +1,19 @@
 """The supervisor view in a real browser on the real app (no Asterisk): queue tiles update
-live when a contact enters the queue, an alert appears and clears, a supervisor takes a
-conversation over from its agent; agents do not get the view."""
+live when a contact enters the queue, an alert appears and clears, a customer's angry
+message shows as a negative badge on its contact and its intent in "frequent issues", a
+supervisor takes a conversation over from its agent; agents do not get the view."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 
+from ctl.channels.contract import Inbound
 from tests.integration.channels_app import (
     App,
     add_agent,
@@ -26,6 +29,9 @@ from tests.integration.desk_browser import (
     unlabelled,
 )
 from tests.integration.harness import free_port
+
+# The worker process loads the embedding model on the first text: slow on a loaded machine.
+FIRST_ANALYSIS_MS = 120_000
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,10 @@ async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> Non
     await expect(tile.locator(".waiting")).to_have_text("0")
     await expect(view.locator(".alert")).to_have_count(0)
 
-    contact = await app.services.intake(channel="chat", queue="general")
+    customer = Inbound(channel="api", identity=("email", f"{agent}@example.org"),
+                       address=f"{agent}@example.org", thread=f"t-{agent}", text="hello",
+                       queue="general")
+    contact = (await app.services.channels.receive(customer)).contact_id
     await expect(tile.locator(".waiting")).to_have_text("1")  # pushed, no reload
     alert = view.locator(".alert[data-queue=general][data-kind=waiting]")
     await expect(alert).to_be_visible()
@@ -77,8 +86,20 @@ async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> Non
     await expect(tile.locator(".waiting")).to_have_text("0")
     await expect(alert).to_have_count(0)
     row = view.locator(f"tr[data-agent='{agent_id}']")
-    take = row.locator(f".contact[data-contact='{contact}'] button")
+    item = row.locator(f".contact[data-contact='{contact}']")
+    take = item.locator("button")
     await expect(take).to_have_text("Take over")
+    # The customer gets angry: analysed in the worker, pushed, badged in the agent's row.
+    await app.services.channels.receive(replace(
+        customer, text="This is unacceptable, I was charged twice for my order!"))
+    mood = item.locator(".insight .mood")
+    await expect(mood).to_have_text("Negative", timeout=FIRST_ANALYSIS_MS)
+    await expect(mood).to_have_attribute("data-sentiment", "negative")
+    await expect(item.locator(".insight .intent")).to_have_text("Billing")
+    issues = view.locator("section.insights")
+    await expect(issues.locator("ol.intents li[data-intent=billing] .name")
+                 ).to_have_text("Billing")  # re-read from the summary after the push
+    await screenshot(page, "desk-supervisor-insights")
     # The agent's panel opens once the offer is taken (its toast would race the API).
     agent_page = await browser.new_page()  # a context of its own: the agent's session
     agent_errors = ConsoleErrors(agent_page)

@@ -4,7 +4,10 @@
 //
 // What it shows is always GET /api/v1/supervision: read at every (re)connect and again
 // shortly after routing pushes (a burst of events costs one read); `alert` pushes show at
-// once. Waits and times in state tick locally between reads.
+// once. Waits and times in state tick locally between reads. Each contact carries its
+// intent and sentiment badge, and a "frequent issues" panel sits beside the queues
+// (supervisor/insights.js).
+import { insights } from "./supervisor/insights.js";
 
 const ROLES = new Set(["supervisor", "admin"]);
 const ROUTING = ["Offered", "OfferEnded", "Requeued", "Assigned", "Transferred", "Consulting",
@@ -35,7 +38,8 @@ export function mount(desk) {
     head.append(th);
   }
   const body = table.createTBody();
-  root.append(summary, status, alerts, tiles, table);
+  const insight = insights(desk, t);
+  root.append(summary, status, alerts, tiles, insight.panel, table);
   desk.region("main").append(root);
 
   let data = null;
@@ -138,7 +142,8 @@ export function mount(desk) {
   function contactItem(agent, contact, mine) {
     const item = el("div", "contact");
     item.dataset.contact = contact.id;
-    item.append(el("span", "what", t("contact", { channel: contact.channel, queue: contact.queue })));
+    item.append(el("span", "what", t("contact", { channel: contact.channel, queue: contact.queue })),
+      insight.badge(contact.id));
     const who = agent.name || agent.username;
     if (contact.state !== "assigned" || agent.id === desk.me.agent_id) return item;
     if (contact.channel === "voice") {
