@@ -138,7 +138,7 @@ class Services:
         if ch.weibo.access_token:
             self.outbound.register("weibo", self.weibo)
         self.weibo_push = WeiboPush(self.channels, ch.weibo) if ch.weibo.app_secret else None
-        self.douyin = DouyinApi(ch.douyin)
+        self.douyin = DouyinApi(ch.douyin, self.live)
         if ch.douyin.open_id and ch.douyin.access_token:
             self.outbound.register("douyin", self.douyin)
         self.douyin_webhook = DouyinWebhook(self.channels, ch.douyin) \

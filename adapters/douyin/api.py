@@ -11,14 +11,20 @@ customer message of the conversation (the contract's `refs`). Douyin answers
 (2190008, 2190002) it is renewed once through /oauth/refresh_token/ when a refresh_token
 is configured.
 
+The renewed token (and the refresh_token Douyin answers with it) is kept in the live
+state (Redis when configured): every controller and the next start use it, where each
+would otherwise renew on its own, each renewal leaving the others a token Douyin may
+refuse. It is kept with a digest of the configured access_token, so an operator who
+configures a new one is not overridden by an older renewal.
+
 Assumption: msg_type 1 is text in the send API's content, as in Douyin's examples we
-could read; the renewed tokens live in memory only (the next start uses the configured
-ones, and Douyin's refresh_token lasts 30 days).
+could read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -26,16 +32,18 @@ from adapters.douyin.webhook import MESSAGE_REF
 from adapters.webhooks import JsonApi
 from ctl.channels.contract import ChannelError, Outgoing
 from ctl.channels.settings import DouyinSettings
+from ctl.store.live import LiveState, MemoryLive
 
 _STALE_TOKEN = frozenset({2190008, 2190002})
 
 
 class DouyinApi:
-    def __init__(self, settings: DouyinSettings) -> None:
+    def __init__(self, settings: DouyinSettings, live: LiveState | None = None) -> None:
         self._s = settings
         self._api = JsonApi("douyin", settings.api_base)
-        self._token = settings.access_token
-        self._refresh = settings.refresh_token
+        self._live = live or MemoryLive()
+        self._key = f"douyin:token:{settings.client_key}:{settings.open_id}"
+        self._configured = hashlib.sha256(settings.access_token.encode()).hexdigest()[:16]
         self._lock = asyncio.Lock()
         self.refreshes = 0
 
@@ -45,7 +53,7 @@ class DouyinApi:
         if answered is None or "/" not in answered:
             raise ChannelError("douyin: a reply needs a customer's message to answer "
                                "(Douyin lets a business only answer)")
-        if not self._s.open_id or not self._token:
+        if not self._s.open_id or not self._s.access_token:
             raise ChannelError("douyin: channels.douyin.open_id and access_token are needed "
                                "to send")
         conversation, msg_id = answered.rsplit("/", 1)
@@ -53,9 +61,9 @@ class DouyinApi:
                            "to_user_id": out.to,
                            "content": {"msg_type": 1, "text": {"text": out.text}}},
                           ensure_ascii=False).encode()
-        token = self._token
+        token, refresh = await self._tokens()
         answer = await self._send(token, body)
-        if _code(answer) in _STALE_TOKEN and self._refresh:
+        if _code(answer) in _STALE_TOKEN and refresh:
             answer = await self._send(await self._renew(token), body)
         if _code(answer):
             raise ChannelError(f"douyin: im/send/msg failed: error {_code(answer)}: "
@@ -68,23 +76,34 @@ class DouyinApi:
         return await self._api.call("POST", "/im/send/msg/", params={"open_id": self._s.open_id},
                                     body=body, headers={"access-token": token})
 
+    async def _tokens(self) -> tuple[str, str]:
+        """(access token, refresh token): the latest renewal any controller kept, else
+        the configured ones."""
+        raw = await self._live.get_value(self._key)
+        kept = json.loads(raw) if raw else {}
+        if kept.get("configured") == self._configured:
+            return str(kept["access_token"]), str(kept["refresh_token"])
+        return self._s.access_token, self._s.refresh_token
+
     async def _renew(self, stale: str) -> str:
         async with self._lock:
-            if self._token != stale:  # another send renewed it meanwhile
-                return self._token
+            token, refresh = await self._tokens()
+            if token != stale:  # renewed meanwhile, here or by another controller
+                return token
             answer = await self._api.call("POST", "/oauth/refresh_token/", form={
-                "client_key": self._s.client_key, "refresh_token": self._refresh,
+                "client_key": self._s.client_key, "refresh_token": refresh,
                 "grant_type": "refresh_token"})
             data = answer.get("data")
-            token = data.get("access_token") if isinstance(data, dict) else None
-            if _code(answer) or not isinstance(token, str):
+            fresh = data.get("access_token") if isinstance(data, dict) else None
+            if _code(answer) or not isinstance(fresh, str):
                 raise ChannelError(f"douyin: oauth/refresh_token failed: error "
                                    f"{_code(answer)}: {_description(answer)}")
             assert isinstance(data, dict)
-            self._token = token
-            self._refresh = data.get("refresh_token") or self._refresh
+            await self._live.put_value(self._key, json.dumps({
+                "configured": self._configured, "access_token": fresh,
+                "refresh_token": data.get("refresh_token") or refresh}))
             self.refreshes += 1
-            return token
+            return fresh
 
     async def close(self) -> None:
         await self._api.close()

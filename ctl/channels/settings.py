@@ -111,7 +111,7 @@ class DouyinSettings(BaseModel):
     client_key: str = ""  # the app's client_key: webhooks for other apps are refused
     # The business account that authorized the app (scope im.direct_message): its open_id
     # and user access token; replies need both. With refresh_token, an expired token is
-    # renewed (in memory) once when Douyin says so.
+    # renewed once when Douyin says so, and the renewal shared (the live state: Redis).
     open_id: str = ""
     access_token: str = ""
     refresh_token: str = ""

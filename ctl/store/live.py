@@ -1,4 +1,5 @@
-"""Live state shared by controller nodes: which node owns which call, which nodes are up.
+"""Live state shared by controller nodes: which node owns which call, which nodes are up,
+and small values every node must agree on (a platform's renewed access token).
 
 One node needs nothing shared (MemoryLive); several nodes share Redis (RedisLive). The
 database stays the record; this is the fast, expiring index next to it.
@@ -23,6 +24,8 @@ class LiveState(Protocol):
     async def active_calls(self) -> dict[str, CallInfo]: ...
     async def heartbeat(self, node: str, ttl_s: float) -> None: ...
     async def nodes(self) -> list[str]: ...
+    async def get_value(self, key: str) -> str | None: ...
+    async def put_value(self, key: str, value: str) -> None: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -35,6 +38,7 @@ class MemoryLive:
     def __init__(self) -> None:
         self._calls: dict[str, CallInfo] = {}
         self._nodes: dict[str, float] = {}  # node -> monotonic deadline
+        self._values: dict[str, str] = {}
 
     async def put_call(self, channel_id: str, contact_id: str, node: str) -> None:
         self._calls[channel_id] = _call(contact_id, node)
@@ -56,6 +60,12 @@ class MemoryLive:
         now = time.monotonic()
         self._nodes = {n: t for n, t in self._nodes.items() if t >= now}
         return sorted(self._nodes)
+
+    async def get_value(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    async def put_value(self, key: str, value: str) -> None:
+        self._values[key] = value
 
     async def ping(self) -> None:
         return None
@@ -91,6 +101,7 @@ class RedisLive:
         self._redis = aioredis.Redis(connection_pool=self._pool)
         self._calls = f"{prefix}calls"
         self._nodes = f"{prefix}nodes"
+        self._values = f"{prefix}values"
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
         self._alive = self._redis.register_script(_NODES)
 
@@ -113,6 +124,13 @@ class RedisLive:
 
     async def nodes(self) -> list[str]:
         return sorted(await self._alive(keys=[self._nodes]))
+
+    async def get_value(self, key: str) -> str | None:
+        raw = await self._redis.hget(self._values, key)
+        return _text(raw) if raw is not None else None
+
+    async def put_value(self, key: str, value: str) -> None:
+        await self._redis.hset(self._values, key, value)
 
     async def ping(self) -> None:
         await self._redis.ping()
