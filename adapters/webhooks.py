@@ -78,15 +78,33 @@ class ApiAnswer(ChannelError):
         self.answer = answer
 
 
-class JsonApi:
+class Client:
+    """An HTTP client session made on first use (in the running loop) and closed once."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout))
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+class JsonApi(Client):
     """A platform's HTTP API answering JSON objects; failures are ChannelError naming
     the channel and the URL."""
 
     def __init__(self, channel: str, base: str, timeout: float = 20.0) -> None:
+        super().__init__(timeout)
         self.channel = channel
         self.base = base.rstrip("/")
-        self._timeout = timeout
-        self._http: aiohttp.ClientSession | None = None
 
     async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: bytes | None = None, form: Mapping[str, str] | None = None,
@@ -144,14 +162,3 @@ class JsonApi:
         if status >= 300:
             raise ChannelError(f"{self.channel}: {url} answered {status}: {data[:200]!r}")
         return data, kind.split(";")[0].strip(), name
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout))
-        return self._http
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None

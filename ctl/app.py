@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from adapters.api import http as api_http
 from adapters.chat import http as chat_http
 from adapters.douyin import http as douyin_http
 from adapters.sms import http as sms_http
@@ -24,7 +25,7 @@ from ctl.settings import Settings
 from ctl.speech import http as speech_http
 from ctl.supervision import http as supervision_http
 from ctl.tickets import http as tickets_http
-from ctl.web import demo, errors, health
+from ctl.web import demo, errors, health, openapi
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -48,6 +49,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(wechat_http.routes)
     app.add_routes(weibo_http.routes)
     app.add_routes(douyin_http.routes)
+    app.add_routes(api_http.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(tickets_http.routes)
     app.add_routes(knowledge_http.routes)
     app.add_routes(supervision_http.routes)

@@ -9,6 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.api.keys import ApiKeys
+from adapters.api.service import ApiChannel
+from adapters.api.webhook import WebhookSender
 from adapters.chat.service import ChatService
 from adapters.douyin.api import DouyinApi
 from adapters.douyin.webhook import DouyinWebhook
@@ -143,6 +146,10 @@ class Services:
             self.outbound.register("douyin", self.douyin)
         self.douyin_webhook = DouyinWebhook(self.channels, ch.douyin) \
             if ch.douyin.client_secret else None
+        self.api_keys = ApiKeys(self.db)  # third-party platforms: the API channel
+        self.api_channel = ApiChannel(self.channels)
+        self.api_webhook = WebhookSender(self.api_keys)
+        self.outbound.register("api", self.api_webhook)
         self.tts = speech.tts(settings)
         self.recognizer = speech.recognizer(settings, secrets)
         self.transcripts = speech.transcriber(settings, self.db, self.contacts)  # leader's
@@ -251,6 +258,7 @@ class Services:
         await self.customer_records.close()
         await self.weibo.close()
         await self.douyin.close()
+        await self.api_webhook.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

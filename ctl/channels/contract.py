@@ -97,6 +97,7 @@ class Outgoing:
     refs: tuple[str, ...] = ()  # external ids of earlier messages of the thread, oldest first
     attachments: tuple[Attachment, ...] = ()
     contact_id: str | None = None
+    seq: int = 0  # its place among the contact's messages
 
 
 class Sender(Protocol):

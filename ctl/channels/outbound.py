@@ -77,7 +77,7 @@ class Outbound:
                "attachments": stored or []}
         message_id, seq = await self._db.write(lambda s: store.insert_message(s, row))
         out = Outgoing(message_id, channel, to, text, subject, thread, tuple(refs),
-                       attachments, contact_id)
+                       attachments, contact_id, seq)
         try:
             external = await asyncio.wait_for(sender.send(out), self._timeout)
         except Exception as e:  # whatever the adapter raised, the message is marked failed

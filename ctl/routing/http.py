@@ -32,7 +32,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # not JSON, or not UTF-8
         raise BadRequest(f"the request body is not JSON: {e}") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")

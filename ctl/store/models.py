@@ -255,6 +255,22 @@ class AgentSession(Base):
     expires_at: Mapped[datetime]
 
 
+class ApiKey(Base):
+    """A third-party platform's key to the API channel (adapters/api): only its hash is
+    kept; the webhook secret signs what is sent to the platform, so it is kept as is."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None]
+
+
 class FlowVersion(Base):
     """A published IVR flow: its YAML exactly as validated, numbered per flow name."""
 

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from ctl.errors import BadRequest
 from ctl.routing.http import _body, _field, _who
-from ctl.tickets.openapi import document
 from ctl.tickets.search import Filters
 
 routes = web.RouteTableDef()
@@ -156,9 +155,3 @@ async def transfer(request: web.Request) -> web.Response:
         request.match_info["ticket"], _field(body, "department"),
         reason=str(body.get("reason") or ""), version=_version(request, body),
         actor=who.username))
-
-
-@routes.get("/api/v1/openapi/tickets.json")
-async def openapi(request: web.Request) -> web.Response:
-    """This API described as OpenAPI 3.1 (no login needed: it holds no data)."""
-    return web.json_response(document())

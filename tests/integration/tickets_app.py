@@ -22,7 +22,7 @@ from ctl.services import SERVICES, Services
 from ctl.settings import load_settings
 from ctl.store.db import Database, migrate
 from ctl.tickets import http as tickets_http
-from ctl.web import errors
+from ctl.web import errors, openapi
 from tests.integration.agent_api import Panel
 
 DEPARTMENTS = ("service", "tech", "billing")
@@ -63,6 +63,7 @@ async def start_app(db: Database, data_dir: Path, **settings: Any) -> AsyncItera
     app = web.Application(middlewares=[errors.errors])
     app.add_routes(routing_http.routes)
     app.add_routes(tickets_http.routes)
+    app.add_routes(openapi.routes)
     app[SERVICES] = services
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
