@@ -200,41 +200,56 @@ class Core:
         """An agent with room: give it the best contacts it qualifies for, while it has room.
 
         Its own buckets (contacts for it alone) come first, then for each queue of its
-        profile and channel it has room on, the shelves of bucket heads it may qualify for
-        (see queues.py), each walked best first until a head it qualifies for or one no
-        better than what it found."""
+        profile (lowest priority number first) and channel it has room on, the shelves of
+        bucket heads it may qualify for (see queues.py), each walked best first until a
+        head it qualifies for or one no better than what it found. The best is the least
+        (profile priority, contact order): profile entries of a higher priority number than
+        the best found so far are not looked at."""
         contacts = self.contacts
+        queues = self.queues
         cfg = agent.config
         agent_id = cfg.id
-        pairs = agent.pairs
+        direct = self._direct.get(agent_id)
         while True:
-            best: tuple[int, tuple[int, float, int, str]] | None = None
+            best_priority = 0
+            best_order: tuple[int, float, int, str] | None = None
             best_live: Live | None = None
-            for bucket, priority, _ in self._direct.get(agent_id, ()):
+            for bucket, priority, _ in direct or ():
                 if not bucket.size or not agent.routable(bucket.channel):
                     continue
                 first = bucket.head(contacts)
                 if first is not None and agent_id in first.excluded:
                     first = next((c for c in bucket.in_order(contacts)
                                   if agent_id not in c.excluded), None)
-                if first is not None and (best is None or (priority, first.order) < best):
-                    best, best_live = (priority, first.order), first
-            channels = [c for c in cfg.capacity if agent.routable(c)]
-            for entry in cfg.profile if channels else ():
-                priority, delay = entry.priority, entry.delay
-                if best is not None and priority > best[0]:
-                    continue
-                queue = self.queues[entry.queue]
+                if first is not None and (best_order is None or (priority, first.order)
+                                          < (best_priority, best_order)):
+                    best_priority, best_order, best_live = priority, first.order, first
+            channels = agent.open_channels()
+            if not channels:
+                if best_live is None:
+                    return
+                self._offer(best_live, agent, now)
+                continue
+            pairs = agent.pairs
+            for entry in agent.profile_order():
+                priority = entry.priority
+                if best_order is not None:
+                    if priority > best_priority:
+                        break  # the rest of the profile comes after what was found
+                    bound = best_order if priority == best_priority else None
+                else:
+                    bound = None
+                delay = entry.delay
+                queue = queues[entry.queue]
                 for channel in channels:
                     shelves = queue.shelves.get(channel)
                     if not shelves:
                         continue
-                    for shelf in agent.shelves((entry.queue, channel), shelves,
-                                               queue.stamps[channel]):
-                        if not shelf or (best is not None and (priority, shelf[0][0]) >= best):
+                    for shelf in agent.shelves((entry.queue, channel), shelves):
+                        if not shelf or (bound is not None and shelf[0][0] >= bound):
                             continue  # its best is no better than what was found
                         for order, bucket in shelf:
-                            if best is not None and (priority, order) >= best:
+                            if bound is not None and order >= bound:
                                 break
                             if not (bucket.need <= pairs and (
                                     bucket.skills_only or bucket.requirement.admits(cfg))):
@@ -250,9 +265,9 @@ class Core:
                                 if later is None:
                                     continue
                                 found = later
-                            key = (priority, found.order)
-                            if best is None or key < best:
-                                best, best_live = key, found
+                            if bound is None or found.order < bound:
+                                bound = best_order = found.order
+                                best_priority, best_live = priority, found
                             if found is top:
                                 break  # every later head on this shelf is worse
             if best_live is None:
@@ -315,18 +330,21 @@ class Core:
             live.bucket.drop(live, self.contacts)
 
     def _offer(self, live: Live, agent: AgentRt, now: float) -> None:
-        self._unqueue(live)
+        bucket = live.bucket
+        if bucket is not None:
+            bucket.drop(live, self.contacts)
         live.state = "offered"
-        queue = self.queues[live.queue].config
-        offer = Offer(f"o{next(self._seq)}", live.req.id, agent.config.id,
-                      now + queue.offer_timeout)
-        self.offers[offer.id] = offer
-        live.offers = live.offers | {offer.id}
-        agent.take(live.req.channel, live.req.id)
-        agent.last_offer = next(self._seq)
+        seq = self._seq
+        offer_id = f"o{next(seq)}"
+        contact_id, agent_id = live.req.id, agent.config.id
+        expires_at = now + self._configs[live.queue].offer_timeout
+        self.offers[offer_id] = Offer(offer_id, contact_id, agent_id, expires_at)
+        live.offers = live.offers | {offer_id} if live.offers else frozenset((offer_id,))
+        agent.take(live.req.channel, contact_id)
+        agent.last_offer = next(seq)
         self.decisions += 1
-        self._timer(offer.expires_at, "offer", offer.id, None)
-        self._out.append(Offered(offer.id, live.req.id, agent.config.id, offer.expires_at))
+        heapq.heappush(self._timers, (expires_at, next(seq), "offer", offer_id, None))
+        self._out.append(Offered(offer_id, contact_id, agent_id, expires_at))
 
     def _end_offer(self, offer: Offer, reason: str, now: float, requeue: bool = True) -> None:
         del self.offers[offer.id]

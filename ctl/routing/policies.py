@@ -13,7 +13,15 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from ctl.routing.model import VOICE, AgentConfig, AgentStatus, Policy, QueueConfig, Requirement
+from ctl.routing.model import (
+    VOICE,
+    AgentConfig,
+    AgentStatus,
+    Policy,
+    ProfileEntry,
+    QueueConfig,
+    Requirement,
+)
 
 # Reading an enum member off its class costs ~80 ns in Python 3.11 (a global: ~10):
 # routable() runs several times per routing decision.
@@ -27,7 +35,8 @@ _SUBSETS_UP_TO = 8  # skills; an agent with more checks a queue's shelves one by
 class AgentRt:
     """An agent as the engine sees it: configuration, state and what occupies it."""
 
-    __slots__ = ("_derived_from", "_pairs", "_subsets", "_walks", "config", "contacts",
+    __slots__ = ("_derived_from", "_pairs", "_profile", "_subsets", "_walks", "config",
+                 "contacts",
                  "idle_since", "indexed", "last_offer", "misses", "reason", "state", "total",
                  "used")
 
@@ -44,13 +53,16 @@ class AgentRt:
         self.indexed: dict[ListKey, tuple[Any, ...]] = {}
         self._derived_from: AgentConfig | None = None  # the config of what follows
         self._pairs: frozenset[tuple[str, int]] = frozenset()
+        self._profile: list[ProfileEntry] = []  # its profile, lowest priority number first
         self._subsets: list[frozenset[str]] | None = None  # every set of its skills
-        self._walks: dict[tuple[str, str], tuple[int, list[Any]]] = {}  # key -> stamp, mine
+        # (queue, channel) -> (how many shelves it had, the agent's, its sets that had none)
+        self._walks: dict[tuple[str, str], tuple[int, list[Any], list[frozenset[str]]]] = {}
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
         self._pairs = frozenset((s, n) for s, level in cfg.skills.items()
                                 for n in range(1, level + 1))
+        self._profile = sorted(cfg.profile, key=lambda entry: entry.priority)
         names = sorted(cfg.skills)
         self._subsets = None if len(names) > _SUBSETS_UP_TO else [
             frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
@@ -63,28 +75,53 @@ class AgentRt:
             self._derive()
         return self._pairs
 
-    def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Any],
-                stamps: dict[str, int]) -> list[Any]:
-        """The shelves (see queues.py) of a queue's channel (`key`) that the agent may find
-        something on: those of a set of skills it has, empty ones included (the caller
-        skips them). Kept until a shelf naming one of its skills is made (`stamps`: the
-        queue's count of shelves per skill), as new requirements keep making shelves."""
+    def profile_order(self) -> list[ProfileEntry]:
         if self._derived_from is not self.config:
             self._derive()
-        stamp = stamps.get("", 0)
-        for skill in self.config.skills:
-            stamp += stamps.get(skill, 0)
+        return self._profile
+
+    def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Any]) -> list[Any]:
+        """The shelves (see queues.py) of a queue's channel (`key`) that the agent may find
+        something on: those of a set of skills it has, empty ones included (the caller
+        skips them). Shelves are never removed, so the list is kept while their number
+        stays the same; when shelves were made, only the sets of its skills that had none
+        are looked up again."""
         known = self._walks.get(key)
-        if known is not None and known[0] == stamp:
+        if known is not None and known[0] == len(shelves) and self._derived_from is self.config:
             return known[1]
+        if self._derived_from is not self.config:
+            self._derive()
+            known = None
         subsets = self._subsets
-        if subsets is not None and len(subsets) <= len(shelves):
-            mine = [shelves[names] for names in subsets if names in shelves]
-        else:
+        if subsets is None:  # many skills: walk the queue's shelves instead of its subsets
             has = self.config.skills.keys()
             mine = [shelf for names, shelf in shelves.items() if names <= has]
-        self._walks[key] = (stamp, mine)
+            missing: list[frozenset[str]] = []
+        else:
+            mine = [] if known is None else known[1]
+            missing = []
+            for names in subsets if known is None else known[2]:
+                shelf = shelves.get(names)
+                if shelf is None:
+                    missing.append(names)
+                else:
+                    mine.append(shelf)
+        self._walks[key] = (len(shelves), mine, missing)
         return mine
+
+    def open_channels(self) -> tuple[str, ...] | list[str]:
+        """The channels it is routable on now: [c for c in capacity if routable(c)]."""
+        if self.state is not AVAILABLE:
+            return ()
+        cfg = self.config
+        used = self.used
+        if cfg.voice_exclusive:
+            if used.get(VOICE, 0):
+                return ()  # a call takes the whole agent
+            if not self.total:
+                return [c for c, n in cfg.capacity.items() if n > 0]
+        return [c for c, n in cfg.capacity.items()
+                if used.get(c, 0) < n and (c != VOICE or not cfg.voice_exclusive)]
 
     def routable(self, channel: str) -> bool:
         return self.state is AVAILABLE and self.has_room(channel)
@@ -130,11 +167,11 @@ class AgentIndex:
 
     def reindex(self, agent: AgentRt, queues: dict[str, QueueConfig]) -> None:
         """Put `agent` in exactly the lists it belongs to now, under its current keys."""
-        cfg = agent.config
-        channels = [c for c in cfg.capacity if agent.routable(c)]  # none unless available
         have = agent.indexed
+        channels = agent.open_channels()
         if not channels and not have:
             return  # busy, and was: the common case when contacts wait
+        cfg = agent.config
         want: dict[ListKey, tuple[Any, ...]] = {}
         for entry in cfg.profile if channels else ():
             queue = queues.get(entry.queue)

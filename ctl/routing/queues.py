@@ -149,10 +149,8 @@ class QueueState:
         self.buckets: dict[tuple[str, Requirement], Bucket] = {}
         # Per channel, per set of required skill names: (head's order, bucket), sorted.
         self.shelves: dict[str, dict[frozenset[str], list[tuple[Order, Bucket]]]] = {}
-        # Per channel, per skill: how many shelves name it ("": the shelf naming none).
-        # Shelves are never removed, so an agent's sum over its skills changes exactly when
-        # a shelf it may look at is made (AgentRt.shelves).
-        self.stamps: dict[str, dict[str, int]] = {}
+        # Shelves are never removed, so their number per channel changes exactly when one
+        # is made (AgentRt.shelves keeps an agent's own until then).
         self.waiting = 0  # queued or offered: what max_length counts
         self.delays: set[float] = set()  # profile delays agents have on this queue
 
@@ -168,8 +166,5 @@ class QueueState:
             shelf = shelves.get(names)
             if shelf is None:
                 shelf = shelves[names] = []
-                stamps = self.stamps.setdefault(channel, {})
-                for skill in names or ("",):
-                    stamps[skill] = stamps.get(skill, 0) + 1
         made = self.buckets[key] = Bucket(self.config.name, channel, requirement, shelf)
         return made, True

@@ -287,12 +287,7 @@ class Routing(RuleBasedStateMachine):
         order; each agent's remembered shelves are those of the sets of skills it has."""
         contacts = self.engine.contacts
         for queue in self.engine.queues.values():
-            for channel, shelves in queue.shelves.items():
-                counted = {skill: sum(1 for names in shelves if skill in names)
-                           for skill in {s for names in shelves for s in names}}
-                if frozenset() in shelves:
-                    counted[""] = 1
-                assert queue.stamps[channel] == counted
+            for shelves in queue.shelves.values():
                 for names, shelf in shelves.items():
                     assert shelf == sorted(shelf, key=lambda entry: entry[0])
                     listed = {id(bucket): order for order, bucket in shelf}
@@ -305,11 +300,11 @@ class Routing(RuleBasedStateMachine):
         for agent in self.engine.agents.values():
             if agent._derived_from is not agent.config:
                 continue  # re-derived at its next walk
-            for (queue_name, channel), (stamp, mine) in agent._walks.items():
+            for (queue_name, channel), (made, mine, _) in agent._walks.items():
                 queue = self.engine.queues[queue_name]
-                stamps, has = queue.stamps[channel], agent.config.skills.keys()
-                if stamp != stamps.get("", 0) + sum(stamps.get(s, 0) for s in has):
-                    continue  # stale: rebuilt at its next walk
+                has = agent.config.skills.keys()
+                if made != len(queue.shelves[channel]):
+                    continue  # stale: brought up to date at its next walk
                 assert sorted(map(id, mine)) == sorted(
                     id(shelf) for names, shelf in queue.shelves[channel].items() if names <= has)
 
