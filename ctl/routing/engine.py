@@ -141,11 +141,14 @@ class Engine(Core):
 
     def complete(self, contact_id: str, now: float) -> list[Event]:
         """The agent is done with the contact: wrap-up if the queue has it, else free."""
-        live = self._contact(contact_id)
+        live = self.contacts.get(contact_id)
+        if live is None:
+            live = self._contact(contact_id)  # raises
         if live.state != "assigned":
             raise InvalidTransition(f"contact {contact_id} is {live.state}, not assigned")
-        self._drop_consult(live, now)
-        wrapup = self.queues[live.queue].config.wrapup_seconds
+        if self.consults:
+            self._drop_consult(live, now)
+        wrapup = self._configs[live.queue].wrapup_seconds
         if wrapup > 0 and live.agent is not None:
             live.state = "wrapup"
             self._out.append(WrapupStarted(contact_id, live.agent, now + wrapup))

@@ -131,8 +131,9 @@ class Bucket:
     def head(self, contacts: dict[str, Live]) -> Live | None:
         heap = self.heap
         while heap:
-            live = self.current(heap[0], contacts)
-            if live is not None:
+            entry = heap[0]
+            live = contacts.get(entry[3])  # current(), inlined: once or twice per decision
+            if live is not None and live.entry is entry and live.bucket is self:
                 return live
             heapq.heappop(heap)
         return None
