@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Mapping
+import mimetypes
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from ctl.channels.contract import ChannelError, TooLarge
+from ctl.channels.contract import Attachment, ChannelError, Inbound, TooLarge
 from ctl.errors import BadRequest
 
 log = logging.getLogger(__name__)
@@ -134,8 +136,9 @@ class JsonApi(Client):
     async def read(self, path: str, params: Mapping[str, str], limit: int
                    ) -> tuple[bytes, str, str | None]:
         """GET a file: (bytes, content type, file name). ChannelError past `limit` bytes
-        (read no further); ApiAnswer when the platform answered JSON (its error)."""
-        url = self.base + path
+        (read no further); ApiAnswer when the platform answered JSON (its error). `path`
+        may be a whole URL (a file on the platform's CDN)."""
+        url = path if path.startswith(("http://", "https://")) else self.base + path
         try:
             async with self._session().get(url, params=params) as r:
                 kind = r.headers.get("Content-Type", "application/octet-stream")
@@ -162,3 +165,36 @@ class JsonApi(Client):
         if status >= 300:
             raise ChannelError(f"{self.channel}: {url} answered {status}: {data[:200]!r}")
         return data, kind.split(";")[0].strip(), name
+
+
+async def attach(inbound: Inbound, fetch: Callable[[], Awaitable[Attachment]]) -> Inbound:
+    """`inbound` with the file `fetch` downloads as its attachment; when the download
+    fails, without it and with the reason in `meta["media_error"]`: never lost."""
+    try:
+        att = await fetch()
+    except ChannelError as e:
+        return dataclasses.replace(inbound, meta={**inbound.meta, "media_error": str(e)[:300]})
+    return dataclasses.replace(inbound, attachments=(att,))
+
+
+async def with_file(inbound: Inbound, ref: str | None,
+                    fetch: Callable[[str, int], Awaitable[Attachment]] | None,
+                    exts: Mapping[str, str], limit: int) -> Inbound:
+    """`inbound` with the file `ref` names fetched (at most `limit` bytes) when its type is
+    one of `exts` (type -> the extension of a file the platform gives no name)."""
+    kind = str(inbound.meta.get("msg_type"))
+    if not ref or fetch is None or kind not in exts:
+        return inbound
+
+    async def one() -> Attachment:
+        assert fetch is not None
+        return named(await fetch(ref, limit), ref, exts[kind])
+    return await attach(inbound, one)
+
+
+def named(att: Attachment, stem: str, fallback: str = "") -> Attachment:
+    """`att` named as the platform named it, else `stem` with its type's extension."""
+    if "." in att.name:
+        return att
+    ext = mimetypes.guess_extension(att.content_type) or fallback
+    return dataclasses.replace(att, name=stem + ext)

@@ -140,11 +140,14 @@ class Services:
         self.weibo = WeiboApi(ch.weibo)
         if ch.weibo.access_token:
             self.outbound.register("weibo", self.weibo)
-        self.weibo_push = WeiboPush(self.channels, ch.weibo) if ch.weibo.app_secret else None
+        self.weibo_push = WeiboPush(
+            self.channels, ch.weibo, max_bytes=ch.max_attachment_bytes,
+            media=self.weibo if ch.weibo.access_token else None) if ch.weibo.app_secret else None
         self.douyin = DouyinApi(ch.douyin, self.live)
         if ch.douyin.open_id and ch.douyin.access_token:
             self.outbound.register("douyin", self.douyin)
-        self.douyin_webhook = DouyinWebhook(self.channels, ch.douyin) \
+        self.douyin_webhook = DouyinWebhook(
+            self.channels, ch.douyin, self.douyin, ch.max_attachment_bytes) \
             if ch.douyin.client_secret else None
         self.api_keys = ApiKeys(self.db)  # third-party platforms: the API channel
         self.api_channel = ApiChannel(self.channels)

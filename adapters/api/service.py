@@ -52,7 +52,7 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any]:
 def view(m: dict[str, Any]) -> dict[str, Any]:
     """A stored message as the platform sees it (no agent or customer ids)."""
     return {**{k: m[k] for k in _SHOWN},
-            "attachments": [{"name": a.get("name"), "content_type": a.get("content_type"),
+            "attachments": [{"name": a.get("name"), "content_type": a.get("type"),
                              "size": a.get("size")} for a in m.get("attachments") or []]}
 
 

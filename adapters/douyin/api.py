@@ -17,6 +17,10 @@ would otherwise renew on its own, each renewal leaving the others a token Douyin
 refuse. It is kept with a digest of the configured access_token, so an operator who
 configures a new one is not overridden by an older renewal.
 
+A customer's file (an image's resource_url, webhook.py) is downloaded with a GET, only
+from the hosts in `media_hosts` (Douyin's CDNs; the push is signed, but a URL from it is
+still an address ctl would otherwise fetch blindly), at most the attachment limit.
+
 Assumption: msg_type 1 is text in the send API's content, as in Douyin's examples we
 could read.
 """
@@ -27,10 +31,11 @@ import asyncio
 import hashlib
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from adapters.douyin.webhook import MESSAGE_REF
-from adapters.webhooks import JsonApi
-from ctl.channels.contract import ChannelError, Outgoing
+from adapters.webhooks import ApiAnswer, JsonApi
+from ctl.channels.contract import Attachment, ChannelError, Outgoing
 from ctl.channels.settings import DouyinSettings
 from ctl.store.live import LiveState, MemoryLive
 
@@ -104,6 +109,19 @@ class DouyinApi:
                 "refresh_token": data.get("refresh_token") or refresh}))
             self.refreshes += 1
             return fresh
+
+    async def media(self, url: str, limit: int) -> Attachment:
+        """The file a customer's message names, at most `limit` bytes."""
+        host = (urlsplit(url).hostname or "").lower()
+        if not any(host == h or host.endswith("." + h) for h in self._s.media_hosts):
+            raise ChannelError(f"douyin: {host!r} is not one of channels.douyin.media_hosts: "
+                               "not downloaded")
+        try:
+            data, kind, name = await self._api.read(url, {}, limit)
+        except ApiAnswer as e:
+            raise ChannelError(f"douyin: the file answered an error: error {_code(e.answer)}: "
+                               f"{_description(e.answer)}") from None
+        return Attachment(name or "", kind, data)
 
     async def close(self) -> None:
         await self._api.close()

@@ -8,15 +8,14 @@ FromUserName + CreateTime as their key.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from adapters.webhooks import Deadline
+from adapters.webhooks import Deadline, with_file
 from adapters.wechat.crypto import MessageCrypt, check
-from ctl.channels.contract import Attachment, ChannelError, Inbound, Received
+from ctl.channels.contract import Attachment, Inbound, Received
 from ctl.channels.service import ChannelService
 from ctl.channels.settings import WechatSettings
 from ctl.errors import BadRequest, Unauthorized
@@ -63,15 +62,9 @@ class WechatCallback:
     async def _receive(self, inbound: Inbound) -> Received:
         """Hand in, with the image or voice fetched into the message's attachments; a
         fetch that fails leaves the message without it (and says why), never lost."""
-        media_id = inbound.meta.get("media_id")
-        if media_id and self._media is not None and inbound.meta["msg_type"] in MEDIA:
-            try:
-                att = await self._media.media(media_id, self._max_bytes)
-                inbound = dataclasses.replace(inbound, attachments=(dataclasses.replace(
-                    att, name=_named(att, inbound.meta["msg_type"])),))
-            except ChannelError as e:
-                inbound = dataclasses.replace(inbound, meta={**inbound.meta,
-                                                             "media_error": str(e)[:300]})
+        inbound = await with_file(inbound, inbound.meta.get("media_id"),
+                                  self._media.media if self._media else None, MEDIA,
+                                  self._max_bytes)
         return await self._channels.receive(inbound)
 
     def _signed(self, query: Mapping[str, str]) -> None:
@@ -103,11 +96,6 @@ class WechatCallback:
 
 # Message types whose MediaId media/get serves (video answers a URL instead).
 MEDIA = {"image": ".jpg", "voice": ".amr"}
-
-
-def _named(att: Attachment, kind: str) -> str:
-    """WeChat's file name, or the media id with the type's usual extension."""
-    return att.name if "." in att.name else att.name + MEDIA[kind]
 
 
 def parse_xml(body: bytes) -> dict[str, str]:

@@ -21,6 +21,9 @@ Assumptions, where the documentation is silent or unreachable:
 - created_at has one-second resolution, so the message key adds a digest of the
   message's content: two different messages in one second are both kept.
 - Only the JSON format is read (not the WeChat-compatible XML mode).
+- An image's or voice's file is downloaded by its tovfid (api.py) into the message's
+  attachments, named `<fid>.jpg` / `<fid>.amr` when Weibo gives no name; a download that
+  fails leaves the message without it, the reason kept in its meta.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from adapters.webhooks import Deadline, json_object
-from ctl.channels.contract import Inbound
+from adapters.webhooks import Deadline, json_object, with_file
+from ctl.channels.contract import Attachment, Inbound, Received
 from ctl.channels.service import ChannelService
 from ctl.channels.settings import WeiboSettings
 from ctl.errors import BadRequest, Unauthorized
@@ -43,14 +46,24 @@ _FOLLOW = {"follow": "[followed]", "subscribe": "[subscribed]",
            "unfollow": "[unfollowed]", "unsubscribe": "[unsubscribed]"}
 
 
+_MEDIA = {"image": ".jpg", "voice": ".amr"}
+
+
+class Media(Protocol):
+    async def media(self, fid: str, limit: int) -> Attachment: ...
+
+
 def signature(secret: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1("".join(sorted((secret, timestamp, nonce))).encode()).hexdigest()
 
 
 class WeiboPush:
     def __init__(self, channels: ChannelService, settings: WeiboSettings,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, media: Media | None = None,
+                 max_bytes: int = 10 * 1024 * 1024) -> None:
         self._channels = channels
+        self._media = media  # None: images and voice keep their file ids only
+        self._max_bytes = max_bytes
         self._s = settings
         self._secret = settings.app_secret or ""
         self._clock = clock
@@ -71,8 +84,14 @@ class WeiboPush:
         self._not_replayed(query, body)
         inbound = to_inbound(json_object(body, "weibo: the body"))
         if inbound is not None:
-            await self.deadline.run(self._channels.receive(inbound))
+            await self.deadline.run(self._receive(inbound))
         return ""
+
+    async def _receive(self, inbound: Inbound) -> Received:
+        inbound = await with_file(inbound, inbound.meta.get("tovfid") or inbound.meta.get("vfid"),
+                                  self._media.media if self._media else None, _MEDIA,
+                                  self._max_bytes)
+        return await self._channels.receive(inbound)
 
     def _signed(self, query: Mapping[str, str]) -> None:
         given = query.get("signature")

@@ -98,6 +98,8 @@ class WeiboSettings(BaseModel):
     app_secret: str | None = None  # the App Secret of the APPKEY set in the console; None: off
     access_token: str = ""  # the fan-service token from the console's developer page: replies
     api_base: str = "https://m.api.weibo.com"
+    # Where customers' images and voice are downloaded (2/mss/msget.json, with the token).
+    media_base: str = "https://upload.api.weibo.com"
     max_skew: float = Field(300.0, gt=0)  # pushes whose timestamp is further off: refused
     answer_within: float = Field(4.0, gt=0)  # Weibo gives up after 5 s
 
@@ -116,6 +118,11 @@ class DouyinSettings(BaseModel):
     access_token: str = ""
     refresh_token: str = ""
     api_base: str = "https://open.douyin.com"
+    # Hosts (and their subdomains) a message's resource_url is downloaded from: Douyin's
+    # CDNs. Others are not fetched (the push is signed, but a URL is still an address).
+    media_hosts: list[str] = Field(default_factory=lambda: [
+        "douyinpic.com", "douyinstatic.com", "douyinvod.com", "bytedance.com",
+        "byteimg.com", "douyin.com"])
     answer_within: float = Field(4.0, gt=0)  # Douyin gives up after 5 s
 
 

@@ -38,11 +38,13 @@ from tests.integration.channels_app import (
 from tests.integration.conftest import REDIS
 
 KEY, SECRET, BUSINESS = "awtestclientkey", "douyin-client-secret", "_000business-open-id"
+PNG = b"\x89PNG\r\n\x1a\n" + b"douyin" * 100
+LIMIT = 64 * 1024  # channels.max_attachment_bytes here
 
 
 def event(sender: str, text: str | None = "你好", kind: str = "text", msg: str | None = None,
           conversation: str = "@c29bfc000+MNggFhRkwGuX1ntuc0QfA0VnmRejrzWUBw==",
-          as_string: bool = False) -> dict[str, Any]:
+          as_string: bool = False, resource: str | None = None) -> dict[str, Any]:
     content: dict[str, Any] = {
         "conversation_short_id": conversation,
         "server_message_id": msg or f"@srv{uuid.uuid4().hex}", "conversation_type": 1,
@@ -50,13 +52,16 @@ def event(sender: str, text: str | None = "你好", kind: str = "text", msg: str
         "user_infos": [{"open_id": sender, "nick_name": "小王", "avatar": "https://p3/x.jpg"}]}
     if text is not None:
         content["text"] = text
+    if resource is not None:
+        content["resource_url"] = resource
     return {"event": "im_receive_msg", "client_key": KEY, "from_user_id": sender,
             "to_user_id": BUSINESS, "log_id": uuid.uuid4().hex,
             "content": json.dumps(content, ensure_ascii=False) if as_string else content}
 
 
 class FakeDouyin:
-    """/im/send/msg/ and /oauth/refresh_token/ as Douyin documents them."""
+    """/im/send/msg/ and /oauth/refresh_token/ as Douyin documents them, and its CDN's
+    files (/obj/NAME)."""
 
     def __init__(self) -> None:
         self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -80,6 +85,14 @@ class FakeDouyin:
                                            "error_code": 0, "description": ""},
                                   "extra": {"error_code": 0, "description": ""}})
 
+    async def file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "big":
+            return web.Response(body=b"\0" * (LIMIT + 1), content_type="image/png")
+        if name == "expired":
+            return web.json_response({"err_no": 28003017, "err_msg": "资源已过期"})
+        return web.Response(body=PNG, content_type="image/png")
+
     async def refresh(self, request: web.Request) -> web.Response:
         form = await request.post()
         if form.get("client_key") != KEY or form.get("refresh_token") != "rft.first" \
@@ -101,6 +114,7 @@ async def fake() -> AsyncIterator[tuple[FakeDouyin, str]]:
     app = web.Application()
     app.router.add_post("/im/send/msg/", dy.send)
     app.router.add_post("/oauth/refresh_token/", dy.refresh)
+    app.router.add_get("/obj/{name:.+}", dy.file)
     async with fake_platform(app) as base:
         yield dy, base
 
@@ -108,8 +122,9 @@ async def fake() -> AsyncIterator[tuple[FakeDouyin, str]]:
 @contextlib.asynccontextmanager
 async def douyin_app(data_dir: Path, base: str) -> AsyncIterator[App]:
     douyin = {"client_key": KEY, "client_secret": SECRET, "open_id": BUSINESS,
-              "access_token": "act.first", "refresh_token": "rft.first", "api_base": base}
-    async with platform_app(data_dir, douyin=douyin) as a:
+              "access_token": "act.first", "refresh_token": "rft.first", "api_base": base,
+              "media_hosts": ["127.0.0.1"]}
+    async with platform_app(data_dir, douyin=douyin, max_attachment_bytes=LIMIT) as a:
         yield a
 
 
@@ -167,6 +182,31 @@ async def test_private_messages_stored_once(app: App) -> None:
     async with app.services.db.session(readonly=True) as s:
         customer = await s.get(Customer, got[0].customer_id)
     assert customer is not None and customer.display_name == "小王"
+
+
+async def test_media_downloaded_into_attachments(app: App, fake: tuple[FakeDouyin, str]
+                                                 ) -> None:
+    """The files messages name are stored; one that cannot be had (expired, too large,
+    not on Douyin's hosts) leaves its message kept, saying why."""
+    sender, cdn = f"_000{uuid.uuid4().hex}", fake[1] + "/obj/"
+    async with aiohttp.ClientSession() as http:
+        for kind, resource in (("image", cdn + "tos-cn-i-0813/photo.png"),
+                               ("user_local_image", cdn + "noname"),
+                               ("image", cdn + "expired"), ("image", cdn + "big"),
+                               ("image", "https://evil.example/x.png"), ("image", None)):
+            assert await post(app, http, event(sender, None, kind=kind,
+                                               resource=resource)) == (200, {})
+    got = await of_sender(app, sender)
+    assert [(a["name"], a["type"], a["size"]) for m in got[:2] for a in m.attachments] == [
+        ("photo.png", "image/png", len(PNG)),
+        (got[1].external_id.rsplit("/@", 1)[1] + ".png", "image/png", len(PNG))]
+    assert app.services.channels.attachments.path(
+        got[0].attachments[0]["sha256"]).read_bytes() == PNG
+    assert [m.attachments for m in got[2:]] == [[]] * 4
+    assert "28003017" in got[2].meta["media_error"]
+    assert "limit" in got[3].meta["media_error"]
+    assert "media_hosts" in got[4].meta["media_error"]
+    assert "media_error" not in got[5].meta  # named no file
 
 
 async def test_bad_webhooks_refused_with_a_reason(app: App) -> None:

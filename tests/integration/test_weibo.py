@@ -32,6 +32,9 @@ from tests.integration.channels_app import (
 )
 
 SECRET, TOKEN = "xyz123xyz", "2.00weibo-token"
+JPEG = b"\xff\xd8\xff\xe0" + b"weibo-image" * 50
+AMR = b"#!AMR\n" + b"\x3c" * 300
+LIMIT = 64 * 1024  # channels.max_attachment_bytes here
 
 
 def sha1(*parts: str) -> str:
@@ -76,20 +79,34 @@ class FakeWeibo:
         return web.json_response({"id": 3700000000 + n, "idstr": str(3700000000 + n),
                                   "text": data["text"], "recipient_id": int(form["receiver_id"])})
 
+    async def msget(self, request: web.Request) -> web.Response:
+        """GET /2/mss/msget: a file by its fid, or Weibo's JSON error."""
+        if request.query.get("access_token") != TOKEN:
+            return web.json_response({"error": "invalid_access_token", "error_code": 21332})
+        files = {"822": (JPEG, "image/jpeg"), "832": (AMR, "audio/amr"),
+                 "big": (b"\0" * (LIMIT + 1), "image/png")}
+        if request.query.get("fid") not in files:
+            return web.json_response({"error": "file does not exist", "error_code": 21602,
+                                      "request": "/2/mss/msget"})
+        data, kind = files[request.query["fid"]]
+        return web.Response(body=data, content_type=kind)
+
 
 @pytest.fixture(scope="module")
 async def fake() -> AsyncIterator[tuple[FakeWeibo, str]]:
     wb = FakeWeibo()
     app = web.Application()
     app.router.add_post("/2/messages/reply.json", wb.reply)
+    app.router.add_get("/2/mss/msget", wb.msget)
     async with fake_platform(app) as base:
         yield wb, base
 
 
 @contextlib.asynccontextmanager
 async def weibo_app(data_dir: Path, base: str) -> AsyncIterator[App]:
-    weibo = {"app_secret": SECRET, "access_token": TOKEN, "api_base": base}
-    async with platform_app(data_dir, weibo=weibo) as a:
+    weibo = {"app_secret": SECRET, "access_token": TOKEN, "api_base": base,
+             "media_base": base}
+    async with platform_app(data_dir, weibo=weibo, max_attachment_bytes=LIMIT) as a:
         yield a
 
 
@@ -147,16 +164,28 @@ async def test_messages_stored_once_in_one_conversation(app: App) -> None:
                      created="Mon Jul 16 18:09:21 +0800 2012")
         position = push(sender, "position", "我在这里", {"longitude": "116.3", "latitude": "39.9"})
         follow = push(sender, "event", "事件消息", {"subtype": "follow", "key": "k"})
-        for body in (image, voice, position, follow):
+        gone = push(sender, "image", "图片", {"vfid": "1", "tovfid": "expired"},
+                    created="Mon Jul 16 18:09:22 +0800 2012")
+        big = push(sender, "image", "图片", {"vfid": "2", "tovfid": "big"},
+                   created="Mon Jul 16 18:09:23 +0800 2012")
+        for body in (image, voice, position, follow, gone, big):
             assert await post(app, http, body) == (200, "")
         for ignored in (push(sender, "event", "", {"subtype": "click", "key": "MENU"}),
                         push(sender, "mention", "@us hello"), push(sender, "hologram")):
             assert await post(app, http, ignored) == (200, "")
     got = await of_sender(app, sender)
     assert [m.text for m in got] == ["快递到哪了", "还有发票", "[image]", "[voice]",
-                                     "[position] 我在这里", "[followed]"]
+                                     "[position] 我在这里", "[followed]", "[image]", "[image]"]
     assert len({m.contact_id for m in got}) == 1
     assert got[2].meta["vfid"] == "821" and got[4].meta["latitude"] == "39.9"
+    # The files the pushes name, downloaded into the attachment store...
+    assert [(a["name"], a["type"], a["size"]) for a in got[2].attachments + got[3].attachments
+            ] == [("822.jpg", "image/jpeg", len(JPEG)), ("832.amr", "audio/amr", len(AMR))]
+    stored = app.services.channels.attachments.path(got[2].attachments[0]["sha256"])
+    assert stored.read_bytes() == JPEG
+    # ...and the messages whose file could not be had are kept, saying why.
+    assert got[6].attachments == [] and "21602" in got[6].meta["media_error"]
+    assert got[7].attachments == [] and "limit" in got[7].meta["media_error"]
 
 
 async def test_bad_pushes_refused_with_a_reason(app: App) -> None:
