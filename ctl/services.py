@@ -130,7 +130,7 @@ class Services:
             self.outbound.register("sms", self.sms)
         self.sms_webhook = SmsWebhook(self.channels, ch.sms.secret, ch.sms.max_skew) \
             if ch.sms.secret else None
-        self.wechat = WechatApi(ch.wechat)
+        self.wechat = WechatApi(ch.wechat, live=self.live)
         if ch.wechat.app_id and ch.wechat.app_secret:
             self.outbound.register("wechat", self.wechat)
         self.wechat_callback = WechatCallback(

@@ -3,7 +3,10 @@
 GET /cgi-bin/token?grant_type=client_credential&appid=&secret= answers {"access_token",
 "expires_in"} (7200 s); the token is reused until `token_margin` seconds before it
 expires, and fetched again once when WeChat says it is invalid or expired (40001,
-40014, 42001: another process fetched a newer one, or clocks differ).
+40014, 42001: clocks differ, or it was revoked). The token is kept in the live state
+(Redis when configured) with its expiry: every controller and the next start reuse it,
+where each fetching its own would spend WeChat's daily token quota (2,000) and cut the
+others' tokens short (a fetch leaves the previous token 5 minutes).
 POST /cgi-bin/message/custom/send?access_token= {"touser", "msgtype": "text", "text":
 {"content"}} answers {"errcode": 0, "errmsg": "ok"}.
 GET /cgi-bin/media/get?access_token=&media_id= answers the file (its Content-Type, and
@@ -22,16 +25,19 @@ from typing import Any
 from adapters.webhooks import ApiAnswer, JsonApi
 from ctl.channels.contract import Attachment, ChannelError, Outgoing
 from ctl.channels.settings import WechatSettings
+from ctl.store.live import LiveState, MemoryLive
 
 _STALE_TOKEN = frozenset({40001, 40014, 42001})
 
 
 class WechatApi:
-    def __init__(self, settings: WechatSettings,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: WechatSettings, clock: Callable[[], float] = time.time,
+                 live: LiveState | None = None) -> None:
         self._s = settings
         self._api = JsonApi("wechat", settings.api_base)
-        self._clock = clock
+        self._clock = clock  # the wall clock: expiries are shared between processes
+        self._live = live or MemoryLive()
+        self._key = f"wechat:token:{settings.app_id}"
         self._token: str | None = None
         self._until = 0.0
         self._lock = asyncio.Lock()  # one token request at a time, shared by all sends
@@ -75,6 +81,11 @@ class WechatApi:
         async with self._lock:
             if self._token and self._token != stale and self._clock() < self._until:
                 return self._token
+            raw = await self._live.get_value(self._key)
+            kept = json.loads(raw) if raw else {}
+            if kept.get("token") not in (None, stale) and self._clock() < kept["until"]:
+                self._token, self._until = str(kept["token"]), float(kept["until"])
+                return self._token
             if not self._s.app_id or not self._s.app_secret:
                 raise ChannelError("wechat: channels.wechat.app_id and app_secret are needed "
                                    "to send")
@@ -88,6 +99,8 @@ class WechatApi:
             self.token_fetches += 1
             self._token = token
             self._until = self._clock() + max(0.0, expires - self._s.token_margin)
+            await self._live.put_value(self._key, json.dumps({"token": token,
+                                                              "until": self._until}))
             return token
 
     async def close(self) -> None:

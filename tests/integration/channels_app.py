@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
@@ -23,8 +24,9 @@ from ctl.agents.service import RoutingChanges
 from ctl.app import create_app
 from ctl.services import SERVICES, Services
 from ctl.settings import Settings, load_settings
+from ctl.store.live import RedisLive
 from tests.integration.agent_api import Panel
-from tests.integration.conftest import PG_ADMIN
+from tests.integration.conftest import PG_ADMIN, REDIS
 from tests.integration.harness import free_port
 
 
@@ -137,3 +139,18 @@ async def platform_app(data_dir: Path, **channels: Any) -> AsyncIterator[App]:
             running(channel_settings(data_dir, url, rate_burst=10_000,
                                      rate_per_minute=600_000, **channels)) as a:
         yield a
+
+
+@contextlib.asynccontextmanager
+async def shared_lives(n: int) -> AsyncIterator[list[RedisLive]]:
+    """`n` controllers' live states on one fresh Redis prefix, removed afterwards."""
+    prefix = f"ctltest:{uuid.uuid4().hex[:12]}:"
+    lives = [RedisLive(REDIS, prefix=prefix, max_connections=2) for _ in range(n)]
+    try:
+        yield lives
+    finally:
+        for live in lives:
+            await live.close()
+        raw = aioredis.from_url(REDIS)
+        await raw.delete(f"{prefix}values")
+        await raw.aclose()

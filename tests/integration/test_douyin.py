@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,15 +25,14 @@ from adapters.douyin.api import DouyinApi
 from adapters.douyin.webhook import MESSAGE_REF
 from ctl.channels.contract import DeliveryFailed, Outgoing
 from ctl.channels.settings import DouyinSettings
-from ctl.store.live import RedisLive
 from ctl.store.models import Customer, Message
 from tests.integration.channels_app import (
     App,
     fake_platform,
     platform_agent,
     platform_app,
+    shared_lives,
 )
-from tests.integration.conftest import REDIS
 
 KEY, SECRET, BUSINESS = "awtestclientkey", "douyin-client-secret", "_000business-open-id"
 PNG = b"\x89PNG\r\n\x1a\n" + b"douyin" * 100
@@ -270,28 +267,22 @@ async def test_renewed_token_shared_by_controllers_and_restarts(
     conf = DouyinSettings(client_key=KEY, client_secret=SECRET, open_id=BUSINESS,
                           access_token="act.first", refresh_token="rft.first", api_base=base)
     out = Outgoing("m1", "douyin", "_000customer", "稍等", refs=(f"{MESSAGE_REF}@conv/@m1",))
-    prefix = f"ctltest:{secrets.token_hex(6)}:"
-    lives = [RedisLive(REDIS, prefix=prefix, max_connections=2) for _ in range(4)]
-    apis = [DouyinApi(conf, lives[0]), DouyinApi(conf, lives[1])]
-    try:
-        dy.valid, before = {"act.revoked"}, dy.refreshes
-        for api in apis:
-            assert await api.send(out)
-        assert [a.refreshes for a in apis] == [1, 0] and dy.refreshes == before + 1
-        apis.append(DouyinApi(conf, lives[2]))  # a restart reads the renewal back
-        assert await apis[-1].send(out) and apis[-1].refreshes == 0
-        dy.valid = {"act.second"}  # the operator configured a new token
-        apis.append(DouyinApi(conf.model_copy(update={"access_token": "act.second"}),
-                              lives[3]))
-        assert await apis[-1].send(out) and dy.refreshes == before + 1
-    finally:
-        for api in apis:
-            await api.close()
-        for live in lives:
-            await live.close()
-        raw = aioredis.from_url(REDIS)
-        await raw.delete(f"{prefix}values")
-        await raw.aclose()
+    async with shared_lives(4) as lives:
+        apis = [DouyinApi(conf, lives[0]), DouyinApi(conf, lives[1])]
+        try:
+            dy.valid, before = {"act.revoked"}, dy.refreshes
+            for api in apis:
+                assert await api.send(out)
+            assert [a.refreshes for a in apis] == [1, 0] and dy.refreshes == before + 1
+            apis.append(DouyinApi(conf, lives[2]))  # a restart reads the renewal back
+            assert await apis[-1].send(out) and apis[-1].refreshes == 0
+            dy.valid = {"act.second"}  # the operator configured a new token
+            apis.append(DouyinApi(conf.model_copy(update={"access_token": "act.second"}),
+                                  lives[3]))
+            assert await apis[-1].send(out) and dy.refreshes == before + 1
+        finally:
+            for api in apis:
+                await api.close()
     while not dy.sent.empty():
         dy.sent.get_nowait()
 

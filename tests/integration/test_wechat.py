@@ -34,6 +34,7 @@ from tests.integration.channels_app import (
     fake_platform,
     platform_agent,
     platform_app,
+    shared_lives,
 )
 
 TOKEN, APP_ID, SECRET = "pamtest", "wxb11529c136998cb6", "app-secret"
@@ -349,6 +350,32 @@ async def test_token_cached_until_shortly_before_expiry(fake: tuple[FakeWechat, 
             await bad.send(Outgoing("m6", "wechat", "o-t", "x"))
     finally:
         await bad.close()
+
+
+@pytest.mark.pg
+async def test_token_shared_by_controllers_and_restarts(fake: tuple[FakeWechat, int]) -> None:
+    """One controller fetches the token; another, and the next start, reuse it (Redis);
+    when WeChat revokes it, one fetch serves them all again."""
+    conf = WechatSettings(token="t", app_id=APP_ID, app_secret=SECRET,  # type: ignore[call-arg]
+                          api_base=f"http://127.0.0.1:{fake[1]}")
+    async with shared_lives(3) as lives:
+        apis = [WechatApi(conf, live=lives[0]), WechatApi(conf, live=lives[1])]
+        try:
+            for i, api in enumerate(apis):
+                await api.send(Outgoing(f"s{i}", "wechat", "o-t", "x"))
+            assert [a.token_fetches for a in apis] == [1, 0]
+            fake[0].valid.clear()  # revoked: the first to hear of it fetches; the other reuses
+            for i, api in enumerate(apis):
+                await api.send(Outgoing(f"r{i}", "wechat", "o-t", "x"))
+            assert [a.token_fetches for a in apis] == [2, 0]
+            apis.append(WechatApi(conf, live=lives[2]))  # a restart
+            await apis[-1].send(Outgoing("n", "wechat", "o-t", "x"))
+            assert apis[-1].token_fetches == 0
+        finally:
+            for api in apis:
+                await api.close()
+        while not fake[0].sent.empty():
+            fake[0].sent.get_nowait()
 
 
 FIELDS = st.fixed_dictionaries({}, optional={
