@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from ctl.ivr.flow import Flow
 from ctl.ivr.runner import Context, QueueRequest, Recognition, Say, Utterance
 from ctl.ivr.validate import Known
 from ctl.ivr.verbs.base import Speech
+from ctl.ivr.verbs.listen import Listen
 from ctl.routing.model import Requirement, Step
 from ctl.settings import StepSettings
 from ctl.telephony.calls import TRANSFER_LEG
@@ -273,7 +274,7 @@ class Ivr:
             else "127.0.0.1"
         self.base_vars = {"ctl_url": f"http://{host}:{settings.http_port}"}
         self._agent_skills: frozenset[str] = frozenset()
-        self.registry.on_new = self.prerender
+        self.registry.on_new = self.published
         self._http: aiohttp.ClientSession | None = None  # flows' http steps share it
 
     def known(self) -> Known:
@@ -281,6 +282,13 @@ class Ivr:
         skills = frozenset(s for q in routing.queues for st in q.steps for s in st.skills) \
             | self._agent_skills
         return Known(queues=frozenset(q.name for q in routing.queues), skills=skills or None)
+
+    async def published(self, flows: list[Flow]) -> None:
+        """Flows became current: what callers say in them becomes text intent examples
+        (ctl/speech/intent.py), their prompts are synthesized."""
+        if self.s.settings.speech.insights:
+            self.s.insights.use_flows(intent_phrases(self.registry.current.values()))
+        await self.prerender(flows)
 
     async def prerender(self, flows: list[Flow]) -> None:
         """Synthesize every fixed text of newly published flows before a call needs it."""
@@ -352,4 +360,17 @@ def _loggable(variables: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in variables.items():
         text = json.dumps(value, default=str, ensure_ascii=False)
         out[name] = json.loads(text) if len(text) <= 2000 else text[:2000] + "..."
+    return out
+
+
+def intent_phrases(flows: Iterable[Flow]) -> dict[str, list[str]]:
+    """Intent -> what callers say for it, over every `listen` step of the flows (menus
+    take keys only: they name no intent)."""
+    out: dict[str, list[str]] = {}
+    for flow in sorted(flows, key=lambda f: f.name):
+        for step in flow.steps.values():
+            if isinstance(step.verb, Listen):
+                for name, phrases in step.verb.all_phrases().items():
+                    known = out.setdefault(name, [])
+                    known.extend(p for p in phrases if p not in known)
     return out

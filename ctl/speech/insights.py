@@ -8,6 +8,10 @@ hold the event loop nor compete with live recognitions for threads), then writes
 event per text and pushes it to supervisors' websockets and the agent holding the
 contact. A contact's insight is read from those events: the latest intent found and
 the latest message's sentiment.
+
+Published IVR flows' phrases join the intent examples (intent.py: precedence): the IVR
+tells `use_flows` after each publish, and the worker embeds the examples then, once,
+rather than while the next customer's text waits.
 """
 
 from __future__ import annotations
@@ -43,19 +47,41 @@ _TEXT_CHARS = 2_000  # an email's first part says what it is about; the model re
 _model: IntentModel | None = None
 
 
-def analyze(texts: list[str], intents: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """Intent, sentiment and keywords of each text (runs in the worker process)."""
+def _model_of(intents: dict[str, list[str]], flows: dict[str, list[str]]) -> IntentModel:
     global _model
-    if _model is None or _model.intents != intents:
+    if _model is None or (_model.intents, _model.given_flows) != (intents, flows):
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
         threadpool_limits(1)  # one core of two: calls and the other worker need the rest
-        _model = IntentModel(intents)
+        _model = IntentModel(intents, embedding=_model is None or _model.embedding,
+                             flows=flows)
+    return _model
+
+
+def _rules_alone(e: ModelMissing, intents: dict[str, list[str]],
+                 flows: dict[str, list[str]]) -> IntentModel:
+    global _model  # a broken install: rules and sentiment still work
+    log.error("intents by rules alone: %s", e)
+    _model = IntentModel(intents, embedding=False, flows=flows)
+    return _model
+
+
+def prepare(intents: dict[str, list[str]], flows: dict[str, list[str]]) -> int:
+    """The model for these examples, embedded now (runs in the worker process); the
+    number of examples."""
     try:
-        found = _model.classify(texts)
-    except ModelMissing as e:  # a broken install: rules and sentiment still work
-        log.error("intents by rules alone: %s", e)
-        _model = IntentModel(intents, embedding=False)
-        found = _model.classify(texts)
+        return _model_of(intents, flows).prepare()
+    except ModelMissing as e:
+        return _rules_alone(e, intents, flows).prepare()
+
+
+def analyze(texts: list[str], intents: dict[str, list[str]],
+            flows: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """Intent, sentiment and keywords of each text (runs in the worker process)."""
+    flows = flows or {}
+    try:
+        found = _model_of(intents, flows).classify(texts)
+    except ModelMissing as e:
+        found = _rules_alone(e, intents, flows).classify(texts)
     out = []
     for text, intent in zip(texts, found, strict=True):
         label, score = sentiment(text)
@@ -78,6 +104,8 @@ class Insights:
                  intents: dict[str, list[str]] | None = None) -> None:
         self.db, self.contacts, self.publish = db, contacts, publish
         self.intents = intents or DEFAULT_INTENTS
+        self.flows: dict[str, list[str]] = {}  # published flows' intent -> phrases
+        self.prepared: asyncio.Task[None] | None = None  # the latest use_flows' embedding
         self._queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(_BACKLOG)
         self._task: asyncio.Task[None] | None = None
         self._worker = Worker()  # its own: live recognitions must not wait behind it
@@ -106,7 +134,27 @@ class Insights:
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="nlp")
 
+    def use_flows(self, phrases: dict[str, list[str]]) -> None:
+        """The published flows' phrases per intent, from now on; embedded in the worker
+        in the background (a publish does not wait on it)."""
+        if phrases == self.flows:
+            return
+        self.flows = phrases
+        self.prepared = asyncio.create_task(self._prepare(phrases), name="nlp-flows")
+
+    async def _prepare(self, phrases: dict[str, list[str]]) -> None:
+        try:
+            n = await self._worker.run(prepare, self.intents, phrases)
+        except Exception:  # the next text embeds them instead
+            log.exception("embedding the flows' intent phrases failed")
+            return
+        log.info("intent examples: %d with the published flows' phrases", n)
+
     async def stop(self) -> None:
+        if self.prepared is not None:
+            self.prepared.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.prepared
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -115,7 +163,8 @@ class Insights:
         self._worker.close()
 
     async def analyze(self, texts: list[str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self._worker.run(analyze, texts, self.intents)
+        found: list[dict[str, Any]] = await self._worker.run(analyze, texts, self.intents,
+                                                             self.flows)
         return found
 
     async def _drain(self) -> None:

@@ -11,6 +11,17 @@
    not in it at all ("我要退款" -> 我 [UNK] [UNK] [UNK]). Measured: 我要退款 ~ 把钱退给我
    0.96 only because both are mostly [UNK], while 取消订单 ~ 我不想要了 (same request)
    is 0.47 and 取消订单 ~ 这件衣服有蓝色的吗 (unrelated) 0.62. Bigrams do better.
+
+Published IVR flows add examples: the phrases their `listen` steps give each intent
+(`flows`), so a chat saying what a caller would say gets the same intent. The operator's
+examples (settings' speech.intents, else DEFAULT_INTENTS) come first:
+- a text they match surely (RULE_SURE) keeps their intent whatever the flows say;
+- a flow phrase that is one of their examples under another intent is dropped, and one
+  of fewer than two content words ("yes", "agent", "退款") is left out: in a flow it
+  answers one question, in a chat it is a word of any sentence;
+- otherwise the better rule match of the two sets wins, then the embedding model looks
+  for the nearest example among both. A flow intent of the same name as an operator's
+  adds phrases to it; another name is a new intent.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ctl.speech.nlp import match_intent
+from ctl.speech.nlp import match_intent, normalize, tokens
 
 # The rules' confidence when every word of a phrase is in the text (nlp.phrase_score).
 RULE_SURE = 0.85
@@ -68,24 +79,35 @@ DEFAULT_INTENTS: dict[str, list[str]] = {
 class Intent:
     name: str | None  # None: no intent matched
     confidence: float
-    method: str  # "rules" | "embedding" | "none"
+    method: str  # "rules" | "flow" (a flow's phrase) | "embedding" | "none"
 
     def as_dict(self) -> dict[str, Any]:
         return {"intent": self.name, "confidence": self.confidence, "method": self.method}
 
 
 class IntentModel:
-    """Intents -> their example phrases; `embedding=False` is the rules alone."""
+    """Intents -> their example phrases, and the flows' (module docstring: precedence);
+    `embedding=False` is the rules alone."""
 
     def __init__(self, intents: dict[str, list[str]], embedding: bool = True,
-                 threshold: float = EMBED_THRESHOLD) -> None:
+                 threshold: float = EMBED_THRESHOLD,
+                 flows: dict[str, list[str]] | None = None) -> None:
         self.intents = {k: list(v) for k, v in intents.items()}
+        self.given_flows = {k: list(v) for k, v in (flows or {}).items()}
+        self.flows = flow_examples(self.intents, self.given_flows)
         self.embedding, self.threshold = embedding, threshold
-        examples = [(name, p) for name, ps in self.intents.items() for p in ps
-                    if not _CJK.search(p)]
+        examples = [(name, p) for table in (self.intents, self.flows)
+                    for name, ps in table.items() for p in ps if not _CJK.search(p)]
         self._labels = [name for name, _ in examples]
         self._phrases = [p for _, p in examples]
         self._vectors: np.ndarray[Any, np.dtype[np.float32]] | None = None
+
+    def prepare(self) -> int:
+        """Embed the examples now (a flow was published) rather than on the next text;
+        the number of examples."""
+        if self.embedding and self._phrases and self._vectors is None:
+            self._vectors = _cached(self._phrases)
+        return len(self._phrases)
 
     def classify(self, texts: list[str]) -> list[Intent]:
         """One Intent per text; the model sees only those the rules leave open, in one
@@ -94,7 +116,12 @@ class IntentModel:
         unsure: list[int] = []
         for i, text in enumerate(texts):
             name, confidence = match_intent(text, self.intents)
-            out.append(Intent(name, confidence, "rules") if name else
+            method = "rules"
+            if confidence < RULE_SURE and self.flows:
+                other, sure = match_intent(text, self.flows)
+                if sure > confidence:
+                    name, confidence, method = other, sure, "flow"
+            out.append(Intent(name, confidence, method) if name else
                        Intent(None, 0.0, "none"))
             if (self.embedding and self._labels and confidence < RULE_SURE
                     and not _CJK.search(text) and text.strip()):
@@ -110,7 +137,7 @@ class IntentModel:
         from ctl.speech.embed import embed  # the model loads only when text needs it
 
         if self._vectors is None:
-            self._vectors = embed(self._phrases)
+            self._vectors = _cached(self._phrases)
         cosines = embed(texts) @ self._vectors.T
         found = []
         for row in cosines:
@@ -119,3 +146,35 @@ class IntentModel:
             found.append(Intent(self._labels[best], round(score, 4), "embedding")
                          if score >= self.threshold else Intent(None, 0.0, "none"))
         return found
+
+
+def flow_examples(intents: dict[str, list[str]], flows: dict[str, list[str]]
+                  ) -> dict[str, list[str]]:
+    """The flows' phrases that join the text examples (module docstring: which, why)."""
+    owner = {normalize(p): name for name, ps in intents.items() for p in ps}
+    out: dict[str, list[str]] = {}
+    for name, phrases in sorted(flows.items()):
+        for p in phrases:
+            key = normalize(p)
+            if key in owner or len(tokens(p)) < 2:
+                continue
+            owner[key] = name
+            out.setdefault(name, []).append(p)
+    return out
+
+
+# Vectors of example phrases, per process: a publish embeds only the phrases it adds.
+_vectors: dict[str, np.ndarray[Any, np.dtype[np.float32]]] = {}
+_MAX_CACHED = 20_000
+
+
+def _cached(phrases: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    from ctl.speech.embed import embed
+
+    new = sorted({p for p in phrases if p not in _vectors})
+    if len(_vectors) + len(new) > _MAX_CACHED:
+        _vectors.clear()  # flows' phrases come and go; a bound beats a slow leak
+        new = sorted(set(phrases))
+    if new:
+        _vectors.update(zip(new, embed(new), strict=True))
+    return np.stack([_vectors[p] for p in phrases])

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from ctl.ivr.flow import parse
 from tests.integration import channels_app
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, channel_settings, database, running
@@ -138,3 +140,35 @@ async def test_messages_left_unanalysed_are_caught_up(app: App, http: aiohttp.Cl
     found = (await insights.latest([got["contact"]]))[got["contact"]]
     assert (found["intent"], found["texts"]) == ("billing", 1)
     assert await insights.catch_up() == 0
+
+
+FLOW = """name: bank-%s
+start: a
+steps:
+  a:
+    listen:
+      prompt: "How can I help?"
+      intents:
+        lost_card: {phrases: [block my card, my card was stolen], next: b}
+    on: {no_match: b, no_input: b}
+  b: {hangup: {}}
+"""
+
+
+async def test_published_flows_phrases_are_intents_of_text(
+        app: App, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """A chat saying what a caller would say to a published flow gets the flow's intent:
+    publishing hands the listen steps' phrases to the analysis, embedded at once."""
+    sup = await login(app, http, "supervisor")
+    await sup.listen()
+    name = uuid.uuid4().hex[:6]
+    await app.services.ivr.registry.publish([parse(FLOW % name, tmp_path / "bank.yaml")])
+    insights = app.services.insights
+    assert insights.flows["lost_card"] == ["block my card", "my card was stolen"]
+    assert insights.prepared is not None
+    await insights.prepared
+    # No word of either phrase: the embedding model finds the flow's example.
+    got = await post(sup, f"c{name}@example.org", "someone took my debit card, freeze it")
+    pushed = await sup.next("nlp", FIRST, contact_id=got["contact"])
+    assert (pushed["intent"], pushed["method"]) == ("lost_card", "embedding")
+    await sup.close()

@@ -63,3 +63,33 @@ async def test_another_process_publishing_is_picked_up(db: Database, tmp_path: P
     await ours.refresh()
     assert ours.snapshot()["hello"].version == 1
     assert ours.snapshot()["hello"].steps["a"].verb.name == "say"
+
+
+BANK = """name: %s
+languages: [en, zh-CN]
+start: a
+steps:
+  a:
+    listen:
+      prompt: {en: "How can I help?", zh-CN: "请问有什么可以帮您\uff1f"}
+      intents:
+        lost_card: {phrases: {en: [block my card, "%s"], zh-CN: [挂失银行卡]}, next: b}
+        agent: {phrases: {en: [agent], zh-CN: [人工]}, dtmf: "0", next: b}
+    on: {no_match: b, no_input: b}
+  b:
+    menu: {prompt: "Press 1", choices: {"1": a}}
+"""
+
+
+def test_listen_phrases_of_every_flow_and_language_make_text_examples(tmp_path: Path
+                                                                      ) -> None:
+    """What callers say in any flow's listen step, every language, once each; menus
+    take keys and name no intent."""
+    from ctl.ivr.flow import parse
+    from ctl.ivr.live import intent_phrases
+
+    flows = [parse(BANK % (n, extra), tmp_path / f"{n}.yaml")
+             for n, extra in (("retail", "my card was stolen"), ("bank", "block my card"))]
+    assert intent_phrases(flows) == {
+        "lost_card": ["block my card", "挂失银行卡", "my card was stolen"],
+        "agent": ["agent", "人工"]}

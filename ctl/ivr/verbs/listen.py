@@ -50,12 +50,16 @@ class Listen(Verb):
                 ("no_match", self.no_match)]
 
     def phrases(self, language: str) -> dict[str, list[str]]:
-        out = {}
-        for name, i in self.args.intents.items():
-            p = i.phrases
-            out[name] = p if isinstance(p, list) else p.get(language) or \
-                [x for ps in p.values() for x in ps]
-        return out
+        every = self.all_phrases()
+        return {name: i.phrases.get(language) or every[name]
+                if isinstance(i.phrases, dict) else every[name]
+                for name, i in self.args.intents.items()}
+
+    def all_phrases(self) -> dict[str, list[str]]:
+        """Each intent's phrases in every language (a chat has no call language)."""
+        return {name: i.phrases if isinstance(i.phrases, list) else
+                [x for ps in i.phrases.values() for x in ps]
+                for name, i in self.args.intents.items()}
 
     async def run(self, ctx: Context) -> str | None:
         outcome = "no_input"
