@@ -136,11 +136,14 @@ class Insights:
 
     def use_flows(self, phrases: dict[str, list[str]]) -> None:
         """The published flows' phrases per intent, from now on; embedded in the worker
-        in the background (a publish does not wait on it)."""
+        in the background (a publish does not wait on it). Before the first text the
+        worker is not started: that text loads the model and embeds them in one go (a
+        controller that only takes calls never holds the model)."""
         if phrases == self.flows:
             return
         self.flows = phrases
-        self.prepared = asyncio.create_task(self._prepare(phrases), name="nlp-flows")
+        if self._worker.started:
+            self.prepared = asyncio.create_task(self._prepare(phrases), name="nlp-flows")
 
     async def _prepare(self, phrases: dict[str, list[str]]) -> None:
         try:
