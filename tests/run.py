@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         failed |= _run(py, "-m", "ruff", "check", "ctl", "adapters", "tests", "bench")
         failed |= _run(py, "-m", "mypy", "--strict", "ctl", "adapters")
-    rc = _run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *argv)
+    rc = _run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=30", *argv)
     return 1 if (failed or rc) else 0
 
 
