@@ -25,10 +25,11 @@ from ctl.routing.model import Requirement, Step
 from ctl.settings import StepSettings
 from ctl.telephony.calls import TRANSFER_LEG
 from ctl.telephony.events import channel_of
+from ctl.telephony.prompt import Part, Prompt
 from ctl.telephony.queueing import Hold, VoiceQueues
-from ctl.telephony.session import RESYNC, CallSession
+from ctl.telephony.session import CallSession
 
-Render = Callable[[Say], Awaitable[str | None]]  # text -> a media URI (TTS), or None
+Render = Callable[[Say], Awaitable[list[Part]]]  # text -> its parts' media URIs (TTS)
 
 
 class LiveCaller:
@@ -46,13 +47,11 @@ class LiveCaller:
     async def answer(self) -> None:
         await self.call.answer()
 
-    async def _media(self, items: Sequence[Utterance]) -> list[str]:
-        media = []
+    async def _media(self, items: Sequence[Utterance]) -> list[Part]:
+        media: list[Part] = []
         for item in items:
             if isinstance(item, Say):
-                uri = await self.render(item) if self.render else None
-                if uri:
-                    media.append(uri)
+                media += await self.render(item) if self.render else []
             elif item.uri.startswith(("http://", "https://", "/")):
                 media.append(f"sound:{item.uri}")
             else:
@@ -65,28 +64,20 @@ class LiveCaller:
         media = await self._media(items)
         if not media:
             return False
-        playback_id = uuid.uuid4().hex
+        prompt = Prompt(self.call, media)
         started = time.monotonic()
-        await self.call.ari.play(self.call.id, media, playback_id)
-        stopped = False
-        while True:
+        await prompt.start()
+        while not prompt.done:
             event = await self.call.next_event()
-            kind = event["type"]
-            if kind == "PlaybackFinished" and event["playback"]["id"] == playback_id:
+            if await prompt.finished(event):
                 break
-            if kind == RESYNC and not await self.call.ari.playback_exists(playback_id):
-                break
-            if kind == "ChannelDtmfReceived" and channel_of(event) == self.call.id:
+            if event["type"] == "ChannelDtmfReceived" and channel_of(event) == self.call.id:
                 self._keys.append(str(event["digit"]))
-                if barge_in and not stopped:
-                    stopped = True
-                    try:
-                        await self.call.ari.stop_playback(playback_id)
-                    except TelephonyError:
-                        break  # it had just finished
-        await self.call.log("prompt", {"media": media, "barged_in": stopped,
+                if barge_in and not prompt.stopped:
+                    await prompt.stop()
+        await self.call.log("prompt", {"media": prompt.media, "barged_in": prompt.stopped,
                                        "ms": round((time.monotonic() - started) * 1000)})
-        return stopped
+        return prompt.stopped
 
     async def digits(self, count: int, *, timeout: float, inter_digit: float = 3.0,
                      terminator: str = "") -> str:
@@ -336,9 +327,9 @@ class Ivr:
             tts = getattr(self.s, "tts", None)
             render: Render | None = None
             if tts is not None:
-                async def render(say: Say) -> str | None:
-                    uri: str = await tts.render(say.text, say.language, say.voice)
-                    return uri
+                async def render(say: Say) -> list[Part]:
+                    parts: list[Part] = tts.speak(say.text, say.language, say.voice)
+                    return parts
             caller = LiveCaller(call, self.s.voice, render, self.recordings,
                                 self.s.callbacks.dial, getattr(self.s, "recognizer", None))
             ctx = Context(flows, flow, caller, LiveServices(self.s, http), {

@@ -63,6 +63,7 @@ class Vad(enum.Enum):
     QUIET = "quiet"
     STARTED = "started"  # speech just began: stop the prompt (barge-in)
     SPEAKING = "speaking"
+    PAUSED = "paused"  # quiet for `settle` after speech: maybe the end, guess what was said
     ENDED = "ended"  # the utterance is over: recognise it
 
 
@@ -72,6 +73,7 @@ class Segmenter:
     with a shaped spectrum, so hiss never barges in or counts as words."""
 
     end_silence: float = 0.3
+    settle: float = 0.08  # longer than most gaps between words, shorter than any end
     max_speech: float = 15.0
     level_db: float = -40.0  # dBFS a frame must exceed to be sound at all
     flatness: float = 0.35  # below this (in the telephone band) a loud frame is speech
@@ -84,6 +86,7 @@ class Segmenter:
     _run: int = 0
     _quiet: int = 0
     _started: bool = False
+    spoke_at: int = 0  # frames heard up to the last loud one: what a guess was made of
 
     def push(self, pcm: bytes) -> Vad:
         """Feed audio; the state after it (STARTED and ENDED are reported once)."""
@@ -92,7 +95,7 @@ class Segmenter:
         while len(self._pending) >= FRAME * 2:
             frame, self._pending = self._pending[:FRAME * 2], self._pending[FRAME * 2:]
             got = self._frame(frame)
-            if got in (Vad.STARTED, Vad.ENDED):
+            if got in (Vad.STARTED, Vad.PAUSED, Vad.ENDED):
                 state = got
             if got is Vad.ENDED:
                 break
@@ -107,19 +110,31 @@ class Segmenter:
                 self._started = True
                 self.audio = self.audio[-(self.preroll + self.start_frames):]
                 self.speech_frames = self.sound_frames = self._run
+                self.spoke_at = len(self.audio)
                 return Vad.STARTED
             del self.audio[:-(self.preroll + self.start_frames)]
             return Vad.QUIET
         self.sound_frames += loud
         self.speech_frames += speech
         self._quiet = 0 if loud else self._quiet + 1
+        if loud:
+            self.spoke_at = len(self.audio)
         if self._quiet * 0.02 >= self.end_silence or len(self.audio) * 0.02 >= self.max_speech:
             return Vad.ENDED
-        return Vad.SPEAKING
+        return Vad.PAUSED if self._quiet == round(self.settle / 0.02) else Vad.SPEAKING
 
     @property
     def started(self) -> bool:
         return self._started
+
+    @property
+    def quiet(self) -> float:
+        """Seconds of silence since the caller last made a sound."""
+        return self._quiet * 0.02
+
+    @property
+    def paused(self) -> bool:
+        return self._started and self._quiet >= round(self.settle / 0.02)
 
     @property
     def speech_like(self) -> bool:

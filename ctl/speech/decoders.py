@@ -25,8 +25,11 @@ FILLER = ("i", "a", "the", "to", "please", "my", "would", "like", "want", "can")
 
 
 class Decoder(Protocol):
-    def decode(self, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
-        """The words heard in `pcm` (16 kHz mono PCM), "" if nothing fits the phrases."""
+    def decode(self, pcm: bytes, intents: Mapping[str, list[str]], quick: bool = False
+               ) -> str:
+        """The words heard in `pcm` (16 kHz mono PCM), "" if nothing fits the phrases.
+        `quick`: the first pass only (the phrases with filler words), a guess made while
+        the caller may still go on; what it finds is what the whole decoding returns."""
 
 
 def grammar_phrases(intents: Mapping[str, list[str]], known: Any = None) -> list[str]:
@@ -38,6 +41,26 @@ def grammar_phrases(intents: Mapping[str, list[str]], known: Any = None) -> list
             if words and (known is None or all(known(w) for w in words.split())):
                 out.append(words)
     return sorted(set(out))
+
+
+def has_phrase(heard: str, phrases: list[str]) -> bool:
+    return any(f" {p} " in f" {heard} " for p in phrases)
+
+
+def complete(heard: str, intents: Mapping[str, list[str]]) -> bool:
+    """Whether `heard` ends with a whole phrase (then filler words only) and cannot be the
+    start of a longer phrase: the grammar then has nothing more to wait for, so a short
+    pause ends the utterance. "cancel" is not complete while "cancel my order" is a
+    phrase: a caller pausing after "cancel" may be halfway through it."""
+    words = heard.split()
+    phrases = [p.split() for p in grammar_phrases(intents)]
+    core = list(words)
+    while core and core[-1] in FILLER:
+        core.pop()
+    if not any(len(p) <= len(core) and core[len(core) - len(p):] == p for p in phrases):
+        return False
+    return not any(words[len(words) - k:] == p[:k] for p in phrases
+                   for k in range(1, min(len(p), len(words) + 1)))
 
 
 def jsgf(phrases: list[str], filler: bool) -> str:
@@ -66,7 +89,8 @@ class Pocketsphinx:
     def _known(self, word: str) -> bool:
         return self._ps.lookup_word(word) is not None
 
-    def decode(self, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
+    def decode(self, pcm: bytes, intents: Mapping[str, list[str]], quick: bool = False
+               ) -> str:
         with self._lock:
             phrases = grammar_phrases(intents, self._known)
             if not phrases:
@@ -77,7 +101,7 @@ class Pocketsphinx:
                 self._ps.add_jsgf_string(f"p{key}", jsgf(phrases, filler=False))
                 self._grammars.add(key)
             heard = self._run(f"f{key}", pcm)
-            if any(f" {p} " in f" {heard} " for p in phrases):
+            if quick or has_phrase(heard, phrases):
                 return heard
             forced = self._run(f"p{key}", pcm)
             if self._free is None:
@@ -112,10 +136,13 @@ class Vosk:
         self._model = vosk.Model(str(model_dir))
         self._lock = threading.Lock()
 
-    def decode(self, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
+    def decode(self, pcm: bytes, intents: Mapping[str, list[str]], quick: bool = False
+               ) -> str:
         phrases = grammar_phrases(intents)
         with self._lock:
             heard = self._run(pcm, [*phrases, "[unk]"]) if phrases else ""
+            if quick:
+                return heard
             # Phrases outside the model's vocabulary leave the grammar empty (vosk drops
             # them with a warning): then free-form decoding, and the intent matcher judges.
             return heard or self._run(pcm, None)
@@ -139,7 +166,8 @@ class FreeForm:
 
         self._ps = PsDecoder(loglevel="FATAL")
 
-    def decode(self, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
+    def decode(self, pcm: bytes, intents: Mapping[str, list[str]], quick: bool = False
+               ) -> str:
         self._ps.start_utt()
         self._ps.process_raw(pcm, False, True)
         self._ps.end_utt()
@@ -150,11 +178,12 @@ class FreeForm:
 _LOADED: dict[str, Decoder] = {}  # per worker process: models load once
 
 
-def decode_in_worker(model: str, pcm: bytes, intents: Mapping[str, list[str]]) -> str:
+def decode_in_worker(model: str, pcm: bytes, intents: Mapping[str, list[str]],
+                     quick: bool = False) -> str:
     """Entry point of the recognisers' worker processes: `model` is "pocketsphinx",
     "pocketsphinx-free" or a vosk model directory (free-form when `intents` is empty)."""
     decoder = _LOADED.get(model)
     if decoder is None:
         decoder = _LOADED[model] = Pocketsphinx() if model == "pocketsphinx" \
             else FreeForm() if model == "pocketsphinx-free" else Vosk(Path(model))
-    return decoder.decode(pcm, intents)
+    return decoder.decode(pcm, intents, quick)

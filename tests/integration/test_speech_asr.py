@@ -126,12 +126,42 @@ async def test_speech_stops_the_prompt(app: SpeechApp, recognizer: Recognizer, t
     line = await dial(app, tmp_path)
     try:
         started = time.monotonic()
-        got = await ask(line, recognizer, said, prompt=[prompt], timeout=5)
+        got = await ask(line, recognizer, said, prompt=prompt, timeout=5)
         assert got is not None and got.intent == "agent"
         assert recognizer.stats["barge_ins"] == 1
         finished = [e for e in app.events[line.line] if e["type"] == "PlaybackFinished"]
         assert finished and finished[-1]["playback"]["state"] in ("done", "cancelled")
         assert time.monotonic() - started < 6  # the prompt alone lasts ~8 s
+    finally:
+        await line.hangup()
+
+
+async def test_speech_stops_a_prompt_still_being_made(
+        app: SpeechApp, recognizer: Recognizer, tts: Tts, tmp_path: Path) -> None:
+    """A new piper prompt plays part by part; the caller speaking stops the part playing
+    and every part queued or still being made: nothing more of it is heard."""
+    number = uuid.uuid4().int % 10**6  # a text no earlier run has cached
+    prompt = tts.speak(f"Welcome to the support line of order {number}. You can say "
+                       "refund, or agent, or balance. You can also press one for sales. "
+                       "Or stay on the line and wait for the next free person to help.")
+    said = await tts.render("talk to an agent", "en")
+    line = await dial(app, tmp_path)
+    try:
+        started = time.monotonic()
+        got = await ask(line, recognizer, said, prompt=prompt, timeout=5)
+        assert got is not None and got.intent == "agent"
+        assert recognizer.stats["barge_ins"] == 1
+        assert time.monotonic() - started < 6  # the prompt alone lasts ~12 s
+
+        def playbacks(kind: str) -> list[str]:
+            return [e["playback"]["id"] for e in app.events[line.line] if e["type"] == kind]
+
+        async def all_ended() -> bool:
+            return set(playbacks("PlaybackStarted")) <= set(playbacks("PlaybackFinished"))
+        await eventually(all_ended, 5, "the prompt's playbacks to end")
+        heard = [e["playback"]["media_uri"] for e in app.events[line.line]
+                 if e["type"] == "PlaybackStarted"]
+        assert len(prompt) == 5 and len(heard) < 4  # the last parts never played
     finally:
         await line.hangup()
 
@@ -142,7 +172,7 @@ async def test_silence_is_no_input_and_a_key_wins(app: SpeechApp, recognizer: Re
     line = await dial(app, tmp_path)
     try:
         started = time.monotonic()
-        assert await ask(line, recognizer, None, prompt=[prompt], timeout=1.5) is None
+        assert await ask(line, recognizer, None, prompt=prompt, timeout=1.5) is None
         assert time.monotonic() - started >= 1.5
         task = asyncio.create_task(recognizer.listen(line.session, INTENTS, timeout=5))
         await tapped(app, recognizer)

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ctl.speech.asr import COMPLETE_SILENCE, Recognition, Recognizer, Utterance
 from ctl.speech.audio import FRAME, Segmenter, Vad, rtp_payload
-from ctl.speech.decoders import Pocketsphinx, Vosk, grammar_phrases, jsgf
+from ctl.speech.decoders import Pocketsphinx, Vosk, complete, grammar_phrases, jsgf
 from ctl.speech.nlp import match_intent
+from ctl.telephony.ari import AriClient
 
 INTENTS = {"refund": ["refund", "I want a refund", "money back"],
            "agent": ["agent", "talk to an agent"], "balance": ["account balance"]}
@@ -29,6 +31,12 @@ def speech(text: str, tmp: Path, voice: str = "en-us") -> bytes:
     subprocess.run(["sox", str(tmp / "s8.wav"), "-r", "16000", "-b", "16", "-c", "1", "-t",
                     "raw", str(raw)], check=True)
     return raw.read_bytes()
+
+
+def trimmed(pcm: bytes) -> bytes:
+    x = np.frombuffer(pcm, "<i2")
+    loud = np.flatnonzero(np.abs(x) > 300)
+    return x[loud[0]:loud[-1] + 1].tobytes()
 
 
 def frames(pcm: bytes) -> Iterator[bytes]:
@@ -114,9 +122,6 @@ def test_vosk_with_a_real_model(tmp_path: Path) -> None:
 
 
 def test_transcribe_without_a_model_for_the_language_hears_nothing() -> None:
-    from ctl.speech.asr import Recognizer
-    from ctl.telephony.ari import AriClient
-
     async def go() -> str:
         rec = Recognizer(AriClient("http://127.0.0.1:1", "u", "p", "a"))
         try:
@@ -124,3 +129,55 @@ def test_transcribe_without_a_model_for_the_language_hears_nothing() -> None:
         finally:
             await rec.close()
     assert asyncio.run(go()) == ""
+
+
+@pytest.mark.parametrize(("heard", "done"), [
+    ("i want a refund", True), ("refund please", True), ("talk to an agent", True),
+    ("my account balance", True),
+    ("i want a", False),  # the start of "i want a refund"
+    ("talk to an", False), ("", False), ("hello", False),
+    ("cancel", False),  # a phrase, but also the start of "cancel my order"
+    ("cancel my", False), ("cancel my order please", True),
+])
+def test_complete_phrases_are_those_no_longer_phrase_can_follow(heard: str, done: bool
+                                                                ) -> None:
+    intents = {**INTENTS, "stop": ["cancel"], "cancel_order": ["cancel my order"]}
+    assert complete(heard, intents) is done
+
+
+async def hear(rec: Recognizer, pcm: bytes, intents: dict[str, list[str]]
+               ) -> tuple[Recognition, float, float]:
+    """`pcm` then silence through an Utterance whose every guess is ready at once (the
+    worst case for cutting a caller short): the result, the quiet that ended it and the
+    longest quiet before that."""
+    heard = Utterance(rec, intents, "en")
+    longest = 0.0
+    for frame in frames(pcm + b"\0" * 32000):
+        if heard.push(frame) is Vad.ENDED:
+            return await heard.result(), heard.vad.quiet, longest
+        longest = max(longest, heard.vad.quiet)
+        if heard.guess is not None:
+            await asyncio.wait([heard.guess])
+    raise AssertionError("the utterance never ended")
+
+
+async def test_a_complete_phrase_ends_sooner_and_a_pause_mid_phrase_never_does(
+        tmp_path: Path) -> None:
+    intents = {"stop": ["cancel"], "cancel_order": ["cancel my order"],
+               "refund": ["I want a refund"]}
+    rec = Recognizer(AriClient("http://127.0.0.1:1", "u", "p", "a"), end_silence=0.3)
+    try:
+        got, quiet, _ = await hear(rec, speech("I want a refund", tmp_path), intents)
+        assert (got.intent, quiet) == ("refund", COMPLETE_SILENCE)  # 200 ms, not 300
+        # "cancel" is a phrase, and the start of a longer one: the caller may go on.
+        got, quiet, _ = await hear(rec, speech("cancel", tmp_path), intents)
+        assert (got.intent, quiet) == ("stop", 0.3)
+        # ... and does, after a pause longer than a complete phrase's end (espeak-ng's
+        # own silence around each clip trimmed: it alone would make 300 ms).
+        said = trimmed(speech("cancel", tmp_path)) + b"\0" * int(32000 * 0.24) + \
+            trimmed(speech("my order", tmp_path))
+        got, quiet, longest = await hear(rec, b"\0" * 8000 + said, intents)
+        assert COMPLETE_SILENCE <= longest < 0.3  # long enough to be cut at, were it done
+        assert got.text == "cancel my order", got
+    finally:
+        await rec.close()

