@@ -21,7 +21,7 @@ from ctl.settings import Settings, load_settings
 from ctl.store.db import Database
 from tests.integration import sip
 from tests.integration.agent_api import Panel
-from tests.integration.harness import Caller, CtlProcess, caller_app, free_port
+from tests.integration.harness import Caller, CtlProcess, caller_app, free_port, slot
 
 PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CTL_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -41,7 +41,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ast_env(data_dir: Path) -> dict[str, str]:
-    rtp = 40000 + (os.getpid() % 200) * 100
+    rtp = 40000 + slot(200) * 100
     return {
         "CTL_DATA_DIR": str(data_dir),
         "CTL_ASTERISK__SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
@@ -102,7 +102,7 @@ async def backend(request: pytest.FixtureRequest, data_dir: Path) -> AsyncIterat
     name = f"ctl_it_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    db_index = 1 + os.getpid() % 14
+    db_index = 1 + slot(14)
     url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name)
     yield {
         "CTL_DATABASE_URL": url.render_as_string(hide_password=False),
@@ -165,10 +165,15 @@ async def caller(asterisk: AsteriskProcess) -> AsyncIterator[Caller]:
         yield c
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    # Keep tests of one backend together so each session fixture starts once.
+    # Keep tests of one backend together so each session fixture starts once; under xdist
+    # (tests.run: --dist loadgroup) one worker takes all of a backend's tests, and a
+    # module without a backend goes whole to one worker (its module fixtures start once).
     def key(item: Any) -> str:
         spec = getattr(item, "callspec", None)
         return str(spec.params.get("backend", "")) if spec else ""
 
     items.sort(key=key)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(key(item) or item.module.__name__))

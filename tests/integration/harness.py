@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,15 @@ from ctl.telephony.events import EventStream, channel_of
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[2]
+
+
+def slot(span: int, offset: int = 0) -> int:
+    """A number in range(span) for fixed shares of the machine (Redis databases, RTP port
+    ranges): different for each xdist worker of one run (offset 0 and 1 are one worker's),
+    and most likely different from another run on the same machine."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return (zlib.crc32(run.encode()) + 2 * worker + offset) % span
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

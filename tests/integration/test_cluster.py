@@ -24,7 +24,7 @@ from ctl.store.models import Contact, ContactEvent
 from tests.integration import sip
 from tests.integration.agent_api import Panel
 from tests.integration.conftest import PG_ADMIN, REDIS
-from tests.integration.harness import CtlProcess, eventually, free_port
+from tests.integration.harness import CtlProcess, eventually, free_port, slot
 
 ROUTING = {"queues": [{"name": "sales", "offer_timeout": 10}], "sticky_wait": 0}
 CONTACTS = 24
@@ -37,7 +37,7 @@ async def env(asterisk: AsteriskProcess, ast_env: dict[str, str]
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "cluster_{tag}"')
     url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=f"cluster_{tag}")
-    redis_db = 1 + (os.getpid() + 7) % 14  # not the session controller's
+    redis_db = 1 + slot(14, offset=1)  # not the session controller's
     r = aioredis.Redis.from_url(f"{REDIS}/{redis_db}")
     await r.flushdb()
     await r.aclose()

@@ -29,7 +29,7 @@ from ctl.settings import Settings, load_settings
 from ctl.store.db import Database
 from ctl.store.models import Contact, ContactEvent
 from tests.integration import sip
-from tests.integration.harness import CtlProcess, eventually, free_port
+from tests.integration.harness import CtlProcess, eventually, free_port, slot
 
 CARRIER, STRANGER = "127.0.0.2", "127.0.0.3"
 TRUNK = "carrier1"
@@ -50,7 +50,7 @@ def carrier_port() -> int:
 @pytest.fixture(scope="module")
 def trunk_env(tmp_path_factory: pytest.TempPathFactory, carrier_port: int) -> dict[str, str]:
     data_dir = tmp_path_factory.mktemp("trunk")
-    rtp = 20000 + (os.getpid() % 200) * 50
+    rtp = 20000 + slot(200) * 50
     trunk = {"name": TRUNK, "host": CARRIER, "port": carrier_port, "username": USER,
              "password": SECRET, "register": True, "match": [CARRIER],
              "dids": {DID: "demo"}, "default_flow": DEFAULT_FLOW, "caller_id": CALLER_ID}
