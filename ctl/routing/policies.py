@@ -35,16 +35,19 @@ _SUBSETS_UP_TO = 8  # skills; an agent with more checks a queue's shelves one by
 class AgentRt:
     """An agent as the engine sees it: configuration, state and what occupies it."""
 
-    __slots__ = ("_derived_from", "_pairs", "_profile", "_subsets", "_walks", "config",
-                 "contacts",
-                 "idle_since", "indexed", "last_offer", "misses", "reason", "state", "total",
-                 "used")
+    __slots__ = ("_derived_from", "_pairs", "_profile", "_room", "_room_of", "_subsets",
+                 "_walks", "config", "contacts", "idle_since", "indexed", "last_offer",
+                 "misses", "reason", "state", "total", "used")
 
     def __init__(self, config: AgentConfig, now: float) -> None:
         self.config = config
         self.state = AgentStatus.OFFLINE
         self.reason = ""
         self.used: dict[str, int] = {}  # per channel: offered, assigned or in wrap-up
+        # Only take() and free() change `used` and `total`: open_channels() keeps its
+        # answer for `_room_of` (the config it was computed from) until then.
+        self._room: tuple[str, ...] | None = None
+        self._room_of: AgentConfig | None = None
         self.total = 0
         self.contacts: set[str] = set()
         self.idle_since = now
@@ -109,19 +112,26 @@ class AgentRt:
         self._walks[key] = (len(shelves), mine, missing)
         return mine
 
-    def open_channels(self) -> tuple[str, ...] | list[str]:
-        """The channels it is routable on now: [c for c in capacity if routable(c)]."""
+    def open_channels(self) -> tuple[str, ...]:
+        """The channels it is routable on now: (c for c in capacity if routable(c))."""
         if self.state is not AVAILABLE:
             return ()
+        room = self._room  # computed again only after take/free or a new configuration
+        if room is None or self._room_of is not self.config:
+            room = self._room = self._open()
+            self._room_of = self.config
+        return room
+
+    def _open(self) -> tuple[str, ...]:
         cfg = self.config
         used = self.used
         if cfg.voice_exclusive:
             if used.get(VOICE, 0):
                 return ()  # a call takes the whole agent
             if not self.total:
-                return [c for c, n in cfg.capacity.items() if n > 0]
-        return [c for c, n in cfg.capacity.items()
-                if used.get(c, 0) < n and (c != VOICE or not cfg.voice_exclusive)]
+                return tuple(c for c, n in cfg.capacity.items() if n > 0)
+        return tuple(c for c, n in cfg.capacity.items()
+                     if used.get(c, 0) < n and (c != VOICE or not cfg.voice_exclusive))
 
     def routable(self, channel: str) -> bool:
         return self.state is AVAILABLE and self.has_room(channel)
@@ -143,11 +153,13 @@ class AgentRt:
         self.used[channel] = self.used.get(channel, 0) + 1
         self.total += 1
         self.contacts.add(contact_id)
+        self._room = None
 
     def free(self, channel: str, contact_id: str) -> None:
         self.used[channel] -= 1
         self.total -= 1
         self.contacts.discard(contact_id)
+        self._room = None
 
 
 def sort_key(agent: AgentRt, policy: Policy, skill: str | None) -> tuple[Any, ...]:
@@ -177,10 +189,13 @@ class AgentIndex:
             queue = queues.get(entry.queue)
             if queue is None:
                 continue
+            rank = sort_key(agent, queue.policy, None)
+            by_skill = queue.policy is _HIGHEST_PROFICIENCY  # else one rank for every list
             for channel in channels:
-                want[(entry.queue, channel)] = sort_key(agent, queue.policy, None)
+                want[(entry.queue, channel)] = rank
                 for skill in cfg.skills:
-                    want[(entry.queue, channel, skill)] = sort_key(agent, queue.policy, skill)
+                    want[(entry.queue, channel, skill)] = \
+                        sort_key(agent, queue.policy, skill) if by_skill else rank
         if want == have:
             return
         for key, value in have.items():

@@ -18,11 +18,15 @@ import heapq
 import itertools
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
+from typing import Any
 
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 
-# (-priority, enqueued_at, sequence, contact id): the smallest is served first.
-Order = tuple[int, float, int, str]
+# (-priority, enqueued_at, sequence, contact id): the smallest is served first. Typed as
+# a tuple of any length on purpose: mypyc keeps a fixed-length tuple unboxed and boxes a
+# new copy wherever it is stored, which would break the identity a heap entry is told
+# from a stale one by (Bucket.push).
+Order = tuple[Any, ...]
 
 _sequence = itertools.count()
 _NONE: frozenset[str] = frozenset()
@@ -96,7 +100,7 @@ class Bucket:
         o = live.order
         # A new tuple each time: identity tells this entry from one left by an earlier stay
         # (a requeued contact keeps its order, so equality cannot).
-        entry = (o[0], o[1], o[2], o[3])
+        entry: Order = (o[0], o[1], o[2], o[3])
         live.bucket, live.entry = self, entry
         heapq.heappush(self.heap, entry)
         self.size += 1
