@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ctl.routing as routing
 from ctl.routing.engine import Engine
 from ctl.routing.model import (
     ANY,
@@ -524,7 +525,8 @@ def report(sizes: list[Size], held_mib: float, args: argparse.Namespace) -> list
     assert base is not None and lock is not None
     print(f"\n{args.agents:,} agents, {len(Scenario(1, args.skills, 0).queues)} queues, "
           f"{args.skills} skills, seed {args.seed}, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, engine core "
+          f"{'compiled (mypyc)' if routing.COMPILED else 'from its sources'}")
     print(_row(["", "", "", "", "decision latency ms", "", "", "decisions/s"]))
     print(_row(["router", "waiting", "decisions", "decisions/s", "p50", "p99", "max",
                 "all calls"]))

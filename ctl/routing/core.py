@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Final
 
 from ctl.errors import NotFound
 from ctl.routing.model import (
@@ -29,15 +29,19 @@ from ctl.routing.model import (
 from ctl.routing.policies import AVAILABLE, AgentIndex, AgentRt
 from ctl.routing.queues import Bucket, Live, Order, QueueState
 
-_OVERFLOW_HOPS = 8  # a chain of queue overflows longer than this is a configuration loop
+_OVERFLOW_HOPS: Final = 8  # a chain of queue overflows longer than this is a configuration loop
 
 
-@dataclass(slots=True)
 class Offer:
-    id: str
-    contact_id: str
-    agent_id: str
-    expires_at: float
+    # A plain class, not a dataclass: compiled by mypyc, its __init__ is native code
+    # (a dataclass's is generated at import, and interpreted), and one is made per decision.
+    __slots__ = ("agent_id", "contact_id", "expires_at", "id")
+
+    def __init__(self, id: str, contact_id: str, agent_id: str, expires_at: float) -> None:
+        self.id = id
+        self.contact_id = contact_id
+        self.agent_id = agent_id
+        self.expires_at = expires_at
 
 
 class Core:

@@ -11,9 +11,9 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-VOICE = "voice"
+VOICE: Final = "voice"
 
 
 class Policy(StrEnum):
@@ -52,7 +52,7 @@ class QueueConfig:
     ring_count: int = 3  # ring_all: how many agents one contact is offered to at once
 
 
-_NONE: frozenset[Any] = frozenset()
+_NONE: Final[frozenset[Any]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

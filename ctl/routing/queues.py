@@ -18,7 +18,7 @@ import heapq
 import itertools
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 
@@ -28,8 +28,8 @@ from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 # from a stale one by (Bucket.push).
 Order = tuple[Any, ...]
 
-_sequence = itertools.count()
-_NONE: frozenset[str] = frozenset()
+_sequence: Final = itertools.count()
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 class Live:
