@@ -7,11 +7,10 @@ saturated case (many waiting, every agent busy) pays nothing here.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterator
 from itertools import combinations
 from typing import Any, Final
-
-from sortedcontainers import SortedList
 
 from ctl.routing.model import (
     VOICE,
@@ -175,8 +174,12 @@ def sort_key(agent: AgentRt, policy: Policy, skill: str | None) -> tuple[Any, ..
 
 
 class AgentIndex:
+    # Plain sorted lists with bisect: only agents with room sit in them (a few hundred per
+    # list when contacts wait, 10,000 at most), where moving an entry is a short memmove in
+    # C; a SortedList's remove and add run as Python code even in the compiled engine, and
+    # an agent with room moves in all of its lists each time its key changes.
     def __init__(self) -> None:
-        self.lists: dict[ListKey, SortedList] = {}
+        self.lists: dict[ListKey, list[tuple[Any, ...]]] = {}
 
     def reindex(self, agent: AgentRt, queues: dict[str, QueueConfig]) -> None:
         """Put `agent` in exactly the lists it belongs to now, under its current keys."""
@@ -201,13 +204,14 @@ class AgentIndex:
             return
         for key, value in have.items():
             if want.get(key) != value:
-                self.lists[key].remove(value)
+                listed = self.lists[key]
+                del listed[bisect_left(listed, value)]  # keys end with the agent's id: unique
         for key, value in want.items():
             if have.get(key) != value:
                 found = self.lists.get(key)
                 if found is None:
-                    found = self.lists[key] = SortedList()
-                found.add(value)
+                    found = self.lists[key] = []
+                insort(found, value)
         agent.indexed = want
 
     def candidates(self, queue: QueueConfig, channel: str, requirement: Requirement
