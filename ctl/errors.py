@@ -1,21 +1,29 @@
 """One error taxonomy: every failure a user can cause or meet has a class here.
 
 The CLI prints `str(error)` (and `hint` when present); the HTTP middleware renders
-`status` and `code`. Nothing else formats errors.
+`status`, `code`, the English message and, when the raiser named it, `reason` (a stable
+name of this particular refusal, e.g. "attachment_type") with the `params` its message
+names: a UI words it in its own language (the desk: `errors.<reason>` in
+ctl/desk/i18n/<lang>/errors.json) and shows the message for reasons it does not know.
+Nothing else formats errors.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 class CtlError(Exception):
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, reason: str | None = None,
+                 params: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+        self.reason = reason
+        self.params = params or {}
 
     def render(self) -> str:
         return f"{self}\n  hint: {self.hint}" if self.hint else str(self)
@@ -82,9 +90,10 @@ class AccountLocked(CtlError):
     code = "locked"
 
     def __init__(self, until: datetime) -> None:
-        super().__init__(f"too many failed logins: this login is locked until "
-                         f"{until:%Y-%m-%d %H:%M:%S} UTC",
-                         hint="wait, or ask an admin for a new password (ctl agents password)")
+        at = f"{until:%Y-%m-%d %H:%M:%S} UTC"
+        super().__init__(f"too many failed logins: this login is locked until {at}",
+                         hint="wait, or ask an admin for a new password (ctl agents password)",
+                         reason="login_locked", params={"until": at})
         self.until = until
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ctl import yamlloc
+from ctl.agents.ice import IceServer
 from ctl.channels.settings import ChannelSettings
 from ctl.customers.crm import CrmSettings
 from ctl.desk.settings import DeskSettings
@@ -53,6 +54,8 @@ class AsteriskSettings(BaseModel):
     # Where agents' browsers reach the SIP websocket; default ws://127.0.0.1:<http_port>/ws
     # (a browser on this host). Remote agents: a TLS proxy's wss://HOST/ws (README).
     webrtc_url: str | None = Field(None, pattern=r"^wss?://[^\s/]+(/\S*)?$")
+    # STUN/TURN servers the browser softphone uses (ctl/agents/ice.py, README).
+    ice_servers: list[IceServer] = Field(default_factory=list)
     start_timeout: float = 60.0
 
 

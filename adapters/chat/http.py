@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.chat.socket import ChatSocket
 from ctl.channels.contract import Attachment, TooLarge
+from ctl.desk.headers import CHAT_POLICY, page_headers
 from ctl.errors import BadRequest
 from ctl.services import SERVICES
 
@@ -25,8 +26,8 @@ async def widget(request: web.Request) -> web.FileResponse:
 
 @routes.get("/chat/")
 async def demo(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(_STATIC / "demo.html",
-                            headers={"Content-Type": "text/html; charset=utf-8"})
+    return web.FileResponse(_STATIC / "demo.html", headers={
+        **page_headers(CHAT_POLICY), "Content-Type": "text/html; charset=utf-8"})
 
 
 @routes.get("/chat/ws")

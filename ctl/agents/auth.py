@@ -72,7 +72,8 @@ class Principal:
 
     def require(self, role: str) -> None:
         if not self.has(role):
-            raise Forbidden(f"this needs the {role} role; {self.username} is {self.role}")
+            raise Forbidden(f"this needs the {role} role; {self.username} is {self.role}",
+                            reason="role", params={"role": role})
 
 
 class AuthService:
@@ -99,7 +100,8 @@ class AuthService:
             raise Forbidden("missing CSRF token: send the X-CSRF-Token header "
                             "(the desk page has it) with requests that change something")
         if not hmac.compare_digest(sent, self.csrf_token(token)):
-            raise Forbidden("wrong CSRF token for this session: reload the desk page")
+            raise Forbidden("wrong CSRF token for this session: reload the desk page",
+                            reason="csrf")
 
     async def login(self, username: str, password: str) -> tuple[str, Principal]:
         await self.lockout.check(username)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from ctl.agents import ice
 from ctl.asterisk import webrtc
 from ctl.errors import NotFound
 from ctl.settings import AsteriskSettings
@@ -16,7 +17,7 @@ from ctl.store.models import Agent
 
 class Phones:
     def __init__(self, db: Database, cfg: AsteriskSettings, key: str) -> None:
-        self._db, self._key = db, key
+        self._db, self._key, self._ice = db, key, cfg.ice_servers
         # Browsers on the Asterisk host reach its HTTP server directly; remote agents go
         # through a TLS proxy (asterisk.webrtc_url, README "The browser softphone").
         self.ws_url = cfg.webrtc_url or f"ws://127.0.0.1:{cfg.http_port}/ws"
@@ -34,4 +35,6 @@ class Phones:
         return {"ws_url": self.ws_url, "sip_uri": f"sip:{user}@{host}", "username": user,
                 "password": webrtc.password(self._key, agent.username, agent.sip_ha1),
                 "realm": webrtc.REALM, "display_name": agent.display_name,
-                "extension": agent.extension, "ready": ready}
+                "extension": agent.extension, "ready": ready,
+                "ice_servers": ice.for_browser(self._ice, user),
+                "ice_refresh": ice.refresh_after(self._ice)}

@@ -69,7 +69,8 @@ class AgentService:
         async with self._db.session(readonly=True) as s:
             agent = await s.scalar(select(Agent).where(Agent.username == username))
         if agent is None:
-            raise NotFound(f"no agent {username!r}")
+            raise NotFound(f"no agent {username!r}", reason="no_agent",
+                           params={"name": username})
         return agent
 
     async def configure(self, username: str, changes: RoutingChanges) -> Agent:

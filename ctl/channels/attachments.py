@@ -31,11 +31,14 @@ class AttachmentStore:
         """Raise Rejected naming the problem when `att` may not be stored."""
         if len(att.data) > self.max_bytes:
             raise Rejected(f"attachment {att.name!r} is {len(att.data)} bytes; the limit is "
-                           f"{self.max_bytes}")
+                           f"{self.max_bytes}", reason="attachment_too_large",
+                           params={"name": att.name, "limit": self.max_bytes})
         kind = att.content_type.split(";")[0].strip().lower()
         if not any(fnmatch.fnmatchcase(kind, t) for t in self.types):
             raise Rejected(f"attachment {att.name!r}: type {kind or 'unknown'!r} is not "
-                           "accepted", hint="accepted: " + ", ".join(self.types))
+                           "accepted", hint="accepted: " + ", ".join(self.types),
+                           reason="attachment_type",
+                           params={"name": att.name, "type": kind or "?"})
 
     async def save(self, att: Attachment) -> dict[str, Any]:
         """Store `att` (check() first); its description for the message row."""

@@ -107,13 +107,15 @@ async def _form(request: web.Request, limit: int
                 subject = value.strip() or None
             continue
         if len(files) == _MAX_FILES:
-            raise BadRequest(f"at most {_MAX_FILES} files in one reply")
+            raise BadRequest(f"at most {_MAX_FILES} files in one reply",
+                             reason="too_many_files", params={"max": _MAX_FILES})
         data = bytearray()
         while chunk := await part.read_chunk():
             data += chunk
             if len(data) > limit:
                 raise TooLarge(f"attachment {part.filename!r} is larger than the limit of "
-                               f"{limit} bytes")
+                               f"{limit} bytes", reason="attachment_too_large",
+                               params={"name": part.filename, "limit": limit})
         files.append(Attachment(part.filename, part.headers.get("Content-Type", ""),
                                 bytes(data)))
     return text, subject, tuple(files)

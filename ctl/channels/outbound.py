@@ -66,7 +66,8 @@ class Outbound:
         if not isinstance(to, str) or not to.strip():
             raise BadRequest(f"{channel}: no recipient to send to")
         if not isinstance(text, str) or not (text.strip() or attachments):
-            raise BadRequest(f"{channel}: the message to {to} is empty")
+            raise BadRequest(f"{channel}: the message to {to} is empty",
+                             reason="message_empty")
         self._limiter.take(f"out:{channel}:{to}", f"{channel} recipient {to}")
         thread = store.thread_key(thread)
         async with self._db.session(readonly=True) as s:

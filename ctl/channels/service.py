@@ -174,7 +174,8 @@ class ChannelService:
         to = (contact.attributes or {}).get("address")
         if not to:
             raise InvalidTransition(f"contact {contact_id} has no customer address to reply to",
-                                    hint="only contacts that came in on a digital channel do")
+                                    hint="only contacts that came in on a digital channel do",
+                                    reason="no_reply_address")
         subject = " ".join((subject or "").split())[:500]  # one header line
         if not subject:
             subject = (contact.attributes or {}).get("subject")
@@ -203,11 +204,14 @@ class ChannelService:
         await self._held(who, contact_id)
         disposition, notes = disposition.strip(), notes.strip()
         if len(disposition) > 64:
-            raise BadRequest("disposition: at most 64 characters")
+            raise BadRequest("disposition: at most 64 characters",
+                             reason="disposition_too_long", params={"max": 64})
         if len(notes) > 4000:
-            raise BadRequest("notes: at most 4,000 characters")
+            raise BadRequest("notes: at most 4,000 characters", reason="notes_too_long",
+                             params={"max": 4000})
         if not (disposition or notes):
-            raise BadRequest("disposition or notes: give at least one")
+            raise BadRequest("disposition or notes: give at least one",
+                             reason="disposition_empty")
         data = {"disposition": disposition, "notes": notes, "agent": who.agent_id}
         await self._contacts.log(contact_id, "disposition", data)
         return data
@@ -228,10 +232,11 @@ class ChannelService:
     async def _held(self, who: Principal, contact_id: str) -> Contact:
         contact = await self._contacts.get(contact_id)
         if contact.agent_id != who.agent_id:
-            raise Forbidden(f"contact {contact_id} is not yours")
+            raise Forbidden(f"contact {contact_id} is not yours", reason="contact_not_yours")
         if contact.state not in store.HELD_STATES:
             raise InvalidTransition(f"contact {contact_id} is {contact.state}: this is for a "
-                                    "contact you hold")
+                                    "contact you hold", reason="contact_not_held",
+                                    params={"state": str(contact.state)})
         return contact
 
     async def messages(self, who: Principal, contact_id: str, after: int = 0

@@ -46,5 +46,5 @@ def check(frm: ContactState | str, to: ContactState | str) -> None:
     if b not in ALLOWED[a]:
         allowed = ", ".join(sorted(ALLOWED[a])) or "none: it is final"
         raise InvalidTransition(
-            f"contact cannot go from {a} to {b}", hint=f"from {a} it may go to {allowed}"
-        )
+            f"contact cannot go from {a} to {b}", hint=f"from {a} it may go to {allowed}",
+            reason="contact_transition", params={"from": str(a), "to": str(b)})

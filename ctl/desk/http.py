@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ctl.agents.auth import Principal
 from ctl.desk import i18n
+from ctl.desk.headers import desk_policy, page_headers
 from ctl.errors import AccountLocked, BadRequest, Unauthorized
 from ctl.routing.http import _body
 from ctl.services import SERVICES, Services
@@ -28,20 +29,19 @@ STATIC = HERE / "static"
 LANG_COOKIE = "ctl_lang"
 _PAGES = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                             autoescape=True, undefined=jinja2.StrictUndefined)
-# The panel's page holds the CSRF token: no cache may keep it, no other site may frame it.
-_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                 "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff"}
 
 
-def _render(name: str, lang: str, status: int = 200, **values: Any) -> web.Response:
+def _render(request: web.Request, name: str, lang: str, status: int = 200,
+            **values: Any) -> web.Response:
     table = i18n.strings(lang)
 
     def t(key: str, **fill: Any) -> str:
         return table.get(key, key).format(**fill) if fill else table.get(key, key)
 
     html = _PAGES.get_template(name).render(lang=lang, t=t, languages=i18n.LANGUAGES, **values)
+    policy = desk_policy(request.app[SERVICES].phones.ws_url)
     return web.Response(text=html, content_type="text/html", status=status,
-                        headers=_PAGE_HEADERS)
+                        headers=page_headers(policy))
 
 
 def _https(request: web.Request) -> bool:
@@ -101,7 +101,7 @@ async def panel(request: web.Request) -> web.Response:
         "away_reasons": [{"code": code, "label": labels.get(lang, labels["en"])}
                          for code, labels in reasons.items()],
     }
-    response = _render("desk.html", lang, styles=_listing("css", "*.css"),
+    response = _render(request, "desk.html", lang, styles=_listing("css", "*.css"),
                        config=config)
     _remember_language(request, response, lang)
     return response
@@ -112,7 +112,7 @@ async def login_page(request: web.Request) -> web.Response:
     if await _session(request) is not None:
         raise web.HTTPSeeOther("/desk/")
     lang = _language(request)
-    response = _render("login.html", lang, error="", username="")
+    response = _render(request, "login.html", lang, error="", username="")
     _remember_language(request, response, lang)
     return response
 
@@ -129,10 +129,10 @@ async def login(request: web.Request) -> web.Response:
         token, _ = await services.auth.login(username.strip(), password)
     except AccountLocked as e:
         until = f"{e.until:%H:%M:%S} UTC"
-        return _render("login.html", lang, status=e.status, username=username,
+        return _render(request, "login.html", lang, status=e.status, username=username,
                        error=i18n.strings(lang)["shell.login_locked"].format(until=until))
     except Unauthorized as e:
-        return _render("login.html", lang, status=e.status, username=username,
+        return _render(request, "login.html", lang, status=e.status, username=username,
                        error=i18n.strings(lang)["shell.login_wrong"])
     response = web.Response(status=303, headers={"Location": "/desk/"})
     response.set_cookie(SESSION_COOKIE, token, max_age=services.auth.lifetime_seconds,

@@ -41,8 +41,9 @@ return 0
 class RemoteError(CtlError):
     """An error the leader raised, carried back with its HTTP status and code."""
 
-    def __init__(self, message: str, status: int, code: str, hint: str | None) -> None:
-        super().__init__(message, hint)
+    def __init__(self, message: str, status: int, code: str, hint: str | None,
+                 reason: str | None = None, params: dict[str, Any] | None = None) -> None:
+        super().__init__(message, hint, reason=reason, params=params)
         self.status, self.code = status, code
 
 
@@ -107,7 +108,8 @@ class Cluster:
         reply = json.loads(got[1])
         if "error" in reply:
             err = reply["error"]
-            raise RemoteError(err["message"], err["status"], err["code"], err.get("hint"))
+            raise RemoteError(err["message"], err["status"], err["code"], err.get("hint"),
+                              err.get("reason"), err.get("params"))
         return reply["result"]
 
     async def serve(self, handle: Callable[[str, dict[str, Any]], Awaitable[Any]]) -> None:
@@ -133,7 +135,7 @@ class Cluster:
                                                             json.loads(fields["args"]))}
         except CtlError as e:
             reply = {"error": {"message": str(e), "status": e.status, "code": e.code,
-                               "hint": e.hint}}
+                               "hint": e.hint, "reason": e.reason, "params": e.params}}
         except Exception as e:
             log.exception("routing command %s failed", fields.get("op"))
             reply = {"error": {"message": f"{type(e).__name__}: {e}", "status": 500,

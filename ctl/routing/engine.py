@@ -120,7 +120,7 @@ class Engine(Core):
         offer = self.offers.get(offer_id)
         if offer is None:
             raise NotFound(f"no pending offer {offer_id}", hint="it was taken, declined, "
-                           "timed out or withdrawn")
+                           "timed out or withdrawn", reason="offer_gone")
         live = self.contacts[offer.contact_id]
         del self.offers[offer_id]
         live.drop_offer(offer_id)
@@ -171,9 +171,11 @@ class Engine(Core):
         live = self._contact(contact_id)
         if live.state != "assigned" or live.agent is None:
             raise InvalidTransition(f"contact {contact_id} is {live.state}: only an assigned "
-                                    "contact can be transferred")
+                                    "contact can be transferred", reason="transfer_state",
+                                    params={"state": str(live.state)})
         if queue not in self.queues:
-            raise NotFound(f"no queue named {queue!r}")
+            raise NotFound(f"no queue named {queue!r}", reason="no_queue",
+                           params={"name": queue})
         self._drop_consult(live, now)
         agent = self.agents[live.agent]
         agent.free(live.req.channel, contact_id)
@@ -196,13 +198,15 @@ class Engine(Core):
         live = self._contact(contact_id)
         if live.state != "assigned" or live.agent is None:
             raise InvalidTransition(f"contact {contact_id} is {live.state}: only an assigned "
-                                    "contact can be transferred")
+                                    "contact can be transferred", reason="transfer_state",
+                                    params={"state": str(live.state)})
         if contact_id in self.consults:
             raise InvalidTransition(f"contact {contact_id} is already in a consultation")
         other = self._agent(to_agent)
         if to_agent == live.agent or not other.routable(live.req.channel):
             raise InvalidTransition(f"agent {to_agent} is not free for a {live.req.channel} "
-                                    "contact", hint="pick an available agent")
+                                    "contact", hint="pick an available agent",
+                                    reason="agent_busy")
         other.take(live.req.channel, _consult_key(contact_id))
         self.consults[contact_id] = to_agent
         self._index.reindex(other, self._configs)

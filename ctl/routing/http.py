@@ -86,7 +86,8 @@ async def set_state(request: web.Request) -> web.Response:
     reasons = services.settings.desk.away_reasons
     if state == "away" and reason and reason not in reasons:
         raise BadRequest(f"away reason {reason!r} is not one of {', '.join(reasons)} "
-                         "(settings: desk.away_reasons)")
+                         "(settings: desk.away_reasons)", reason="away_reason",
+                         params={"reason": reason})
     await services.routing.set_state(who.agent_id, state, reason)
     return web.json_response(await services.routing.agent_status(who.agent_id))
 
@@ -105,7 +106,8 @@ async def offer(request: web.Request) -> web.Response:
         found = {"id": offer_id, "contact_id": contact_id, "accepted": True}
     if found is None:
         raise NotFound(f"no pending offer {offer_id} for you",
-                       hint="it was taken, declined, timed out or withdrawn")
+                       hint="it was taken, declined, timed out or withdrawn",
+                       reason="offer_gone")
     return web.json_response({**found, "customer":
                               await services.customers.of_contact(found["contact_id"])})
 
@@ -141,7 +143,8 @@ async def transfer_contact(request: web.Request) -> web.Response:
     queue, username = body.get("queue"), body.get("agent")
     if not isinstance(queue, str | None) or not isinstance(username, str | None) or \
             not (queue or username):
-        raise BadRequest('transfer needs "queue" or "agent" (a username)')
+        raise BadRequest('transfer needs "queue" or "agent" (a username)',
+                         reason="transfer_target")
     target = (await services.agents.get(username)).id if username else None
     await services.routing.transfer(who.agent_id, request.match_info["contact"], queue, target)
     return _ok()

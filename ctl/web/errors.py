@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -19,4 +20,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except CtlError as e:
         if e.status >= 500:
             log.warning("request failed: %s", e)
-        return web.json_response({"error": e.code, "message": str(e)}, status=e.status)
+        body: dict[str, Any] = {"error": e.code, "message": str(e)}
+        if e.reason:
+            body.update(reason=e.reason, params=e.params)
+        return web.json_response(body, status=e.status)

@@ -23,8 +23,10 @@ def document() -> dict[str, Any]:
     parts = doc["components"]
     parts["schemas"] = {**parts["schemas"], **api_channel.SCHEMAS}
     parts["securitySchemes"] = {**parts["securitySchemes"], **api_channel.SECURITY}
-    parts["responses"]["Error"]["content"]["application/json"]["schema"]["required"] = [
-        "error", "message"]
+    error = parts["responses"]["Error"]["content"]["application/json"]["schema"]
+    error["required"] = ["error", "message"]
+    # Some refusals also carry a stable name and the values they mention (ctl/errors.py).
+    error["properties"].update(reason={"type": "string"}, params={"type": "object"})
     return doc
 
 

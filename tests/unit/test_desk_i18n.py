@@ -3,6 +3,8 @@ Accept-Language by preference; and every string in both languages."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ctl.desk import i18n
@@ -30,3 +32,17 @@ def test_every_key_in_both_languages() -> None:
         {p.name for p in (i18n.ROOT / "zh-CN").glob("*.json")}
     with pytest.raises(NotFound, match="no desk language 'fr'"):
         i18n.strings("fr")
+
+
+def test_every_error_reason_the_server_names_is_worded() -> None:
+    """Each `reason="..."` raised in ctl and adapters has its errors.json entry (the
+    zh-CN desk would show the English message otherwise), with the same {params}."""
+    root = i18n.ROOT.parents[2]
+    raised = {m for folder in ("ctl", "adapters") for p in (root / folder).rglob("*.py")
+              for m in re.findall(r'reason="([a-z_]+)"', p.read_text(encoding="utf-8"))}
+    assert len(raised) > 15
+    en, zh = i18n.strings("en"), i18n.strings("zh-CN")
+    assert {k for k in en if k.startswith("errors.")} == {f"errors.{r}" for r in raised}
+    for reason in raised:
+        key = f"errors.{reason}"
+        assert set(re.findall(r"\{\w+\}", en[key])) == set(re.findall(r"\{\w+\}", zh[key]))

@@ -29,14 +29,14 @@ export function createDesk(config, strings) {
         headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(body);
       }
-      return answer(await fetch(path, init));
+      return answer(await fetch(path, init), desk);
     },
 
     async upload(path, form) {
       return answer(await fetch(path, {
         method: "POST", body: form, credentials: "same-origin",
         headers: { Accept: "application/json", "X-CSRF-Token": config.csrf },
-      }));
+      }), desk);
     },
 
     // Returns a function that removes the handler.
@@ -61,6 +61,15 @@ export function createDesk(config, strings) {
       return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m)) : text;
     },
 
+    // A refusal from the API in the desk's language: the server names it (`reason`,
+    // ctl/errors.py) and this language's errors.json words it; a reason it does not
+    // know shows the server's own (English) message.
+    describe(body) {
+      const key = body && body.reason ? `errors.${body.reason}` : "";
+      if (key && key in strings) return desk.t(key, body.params || {});
+      return (body && body.message) || "";
+    },
+
     // End the session (the agent goes offline) and go to the login page.
     async logout() {
       try {
@@ -83,7 +92,7 @@ export function createDesk(config, strings) {
   return desk;
 }
 
-async function answer(response) {
+async function answer(response, desk) {
   const text = await response.text();
   let body = null;
   try {
@@ -93,9 +102,10 @@ async function answer(response) {
   }
   if (!response.ok) {
     if (response.status === 401) leave();
-    const err = new Error((body && body.message) || `${response.status} ${response.statusText}`);
+    const err = new Error(desk.describe(body) || `${response.status} ${response.statusText}`);
     err.status = response.status;
     err.code = body && body.error;
+    err.reason = body && body.reason;
     throw err;
   }
   return body;

@@ -7,6 +7,12 @@
 // X-CTL-Offer): the toast's Accept (`phone:answer`) answers that call, and an answered
 // call emits `phone:answered` {contact_id, offer_id}; `phone:ended` when it ends. Transfer
 // goes through routing's REST API, not SIP REFER, so the contact's record follows it.
+//
+// One tab per browser registers (softphone/tabs.js); the others say the phone is in
+// another tab and take over when that one closes. The ICE servers (STUN/TURN) come with
+// the account and are re-read before time-limited TURN credentials run out.
+
+import { phoneOwner } from "./softphone/tabs.js";
 
 const VENDOR = "/desk/static/vendor/jssip.js";
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
@@ -20,13 +26,34 @@ export async function mount(desk) {
   let ua = null;
   let call = null; // {session, contact, offer, started, timer, held, muted}
   let retry = 0;
+  let iceServers = [];
+  let iceTimer = 0;
+  const owner = phoneOwner(desk.me.agent_id);
+  const wanted = () => localStorage.getItem(OFF) !== "1";
 
-  ui.enabled.checked = localStorage.getItem(OFF) !== "1";
+  ui.enabled.checked = wanted();
   ui.enabled.addEventListener("change", () => {
     localStorage.setItem(OFF, ui.enabled.checked ? "0" : "1");
-    if (ui.enabled.checked) start();
-    else stop();
+    toggle();
   });
+  // The switch is one setting per browser: another tab flipped it.
+  window.addEventListener("storage", (ev) => {
+    if (ev.key !== OFF || ui.enabled.checked === wanted()) return;
+    ui.enabled.checked = wanted();
+    toggle();
+  });
+
+  function toggle() {
+    if (ui.enabled.checked) claim();
+    else stop();
+  }
+
+  async function claim() {
+    const mine = await owner.acquire(() => status("elsewhere", t("elsewhere")));
+    if (!mine) return;
+    if (!wanted()) stop(); // turned off in another tab while this one waited
+    else await start();
+  }
 
   function status(state, text) {
     ui.reg.dataset.state = state;
@@ -51,7 +78,8 @@ export async function mount(desk) {
       status("failed", t("no_account", { error: e.message }));
       return;
     }
-    if (!ui.enabled.checked || ua) return;
+    if (!ui.enabled.checked || ua || !owner.owned) return;
+    useIce(account);
     if (!account.ready) {
       // Asterisk is down: ask again later rather than let JsSIP knock on a closed port.
       status("unavailable", t("unavailable"));
@@ -83,14 +111,30 @@ export async function mount(desk) {
     current.start();
   }
 
+  // TURN REST credentials expire (ice_refresh: half their lifetime): fetch fresh ones.
+  function useIce(account) {
+    iceServers = account.ice_servers || [];
+    clearTimeout(iceTimer);
+    if (!account.ice_refresh) return;
+    iceTimer = setTimeout(async () => {
+      try {
+        useIce(await desk.api("GET", "/api/v1/me/phone"));
+      } catch (e) {
+        console.warn("softphone: could not refresh the ICE servers", e.message);
+      }
+    }, account.ice_refresh * 1000);
+  }
+
   function stop() {
     clearTimeout(retry);
+    clearTimeout(iceTimer);
     if (call) call.session.terminate();
     if (ua) {
       const old = ua;
       ua = null;
       old.stop(); // unregisters: routing rings the desk phone from now on
     }
+    owner.letGo();
     status("off", t("off"));
   }
 
@@ -136,10 +180,10 @@ export async function mount(desk) {
 
   function answer() {
     if (!call || call.started || !call.session.isInProgress()) return;
-    // No ICE servers: Asterisk answers with its own addresses (rtp.conf); remote agents
-    // behind NAT need the operator's TURN/STUN (README).
+    // Without ICE servers (asterisk.ice_servers) the browser offers its own addresses
+    // only: enough on one network; remote agents behind NAT need STUN or TURN (README).
     call.session.answer({ mediaConstraints: { audio: true, video: false },
-                          pcConfig: { iceServers: [] } });
+                          pcConfig: { iceServers } });
   }
 
   function tick() {
@@ -221,13 +265,20 @@ export async function mount(desk) {
     call.session.sendDTMF(ev.key, { transportType: "RFC2833" });
   });
   // The offer toast's Accept on a voice offer: answer the call ringing for it.
+  // In a tab without the phone, it asks the tab that has it.
+  const answerFor = (offerId) => {
+    if (call && (!call.offer || call.offer === offerId)) answer();
+  };
   desk.on("phone:answer", ({ offer_id }) => {
-    if (call && (!call.offer || call.offer === offer_id)) answer();
+    if (owner.owned) answerFor(offer_id);
+    else owner.tell({ type: "answer", offer_id });
   });
+  owner.listen((m) => owner.owned && m.type === "answer" && answerFor(m.offer_id));
   window.addEventListener("pagehide", () => ua && ua.stop());
 
   show("idle");
-  if (ui.enabled.checked) await start();
+  // Not awaited: a tab may wait for the phone as long as another tab has it.
+  if (ui.enabled.checked) claim();
   else status("off", t("off"));
 }
 
