@@ -148,7 +148,7 @@ async def seed(base: str, http: aiohttp.ClientSession, services: Services, busy:
 async def load(ctx: BrowserContext, base: str, tabs: int) -> tuple[Page, float]:
     page = await ctx.new_page()
     await page.goto(f"{base}/desk/")
-    await page.wait_for_function("window.__bench && window.__bench.loaded !== null",
+    await page.wait_for_function("() => window.__bench && window.__bench.loaded !== null",
                                  polling=50, timeout=120_000)
     return page, float(await page.evaluate("window.__bench.loaded"))
 
@@ -170,7 +170,7 @@ async def scroll_timeline(page: Page, expected: int) -> None:
         before = await page.locator(".c360-timeline li").count()
         await more.click()
         await page.wait_for_function(
-            f"document.querySelectorAll('.c360-timeline li').length > {before}")
+            f"() => document.querySelectorAll('.c360-timeline li').length > {before}")
     shown = await page.locator(".c360-timeline li").count()
     assert shown >= expected, f"the timeline shows {shown} of {expected} entries"
 

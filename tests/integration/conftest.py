@@ -19,7 +19,7 @@ from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
 from ctl.settings import Settings, load_settings
 from ctl.store.db import Database
-from tests.integration import sip
+from tests.integration import sip, stun
 from tests.integration.agent_api import Panel
 from tests.integration.harness import Caller, CtlProcess, caller_app, free_port, slot
 
@@ -113,11 +113,25 @@ async def backend(request: pytest.FixtureRequest, data_dir: Path) -> AsyncIterat
 
 
 @pytest.fixture(scope="session")
+async def ice() -> AsyncIterator[tuple[stun.StunTurn, list[dict[str, Any]]]]:
+    """The STUN/TURN server the shared controller hands browsers (it answers at once, so
+    a softphone's ICE gathering is as quick as without it), and those settings."""
+    port = free_port(socket.SOCK_DGRAM)
+    server, transport = await stun.serve(uuid.uuid4().hex, port)
+    yield server, [{"urls": [f"stun:127.0.0.1:{port}"]},
+                   {"urls": [f"turn:127.0.0.1:{port}?transport=udp"], "secret": server.secret,
+                    "ttl": 3600}]
+    transport.close()
+
+
+@pytest.fixture(scope="session")
 async def ctl(asterisk: AsteriskProcess, backend: dict[str, str], ast_env: dict[str, str],
-              data_dir: Path) -> AsyncIterator[CtlProcess]:
+              data_dir: Path, ice: tuple[stun.StunTurn, list[dict[str, Any]]]
+              ) -> AsyncIterator[CtlProcess]:
     env = {**ast_env, **backend, "CTL_HTTP_PORT": str(free_port()),
            # WeChat's callback on (the cross-channel test); the token is this session's.
-           "CTL_CHANNELS__WECHAT__TOKEN": uuid.uuid4().hex}
+           "CTL_CHANNELS__WECHAT__TOKEN": uuid.uuid4().hex,
+           "CTL_ASTERISK__ICE_SERVERS": json.dumps(ice[1])}
     proc = CtlProcess(env, data_dir / f"ctl-{env['CTL_HTTP_PORT']}.log")
     await proc.start()
     yield proc

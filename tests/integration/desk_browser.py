@@ -3,6 +3,9 @@ microphone and camera (the softphone's getUserMedia gets a test tone, no prompt)
 login, a collector of console errors every test asserts empty, and screenshots kept.
 
 Screenshots go to $CTL_TEST_ARTIFACTS, else <repo>/test-artifacts (gitignored).
+Give `page.wait_for_function` an arrow function ("() => ..."), not a bare expression:
+Playwright evals an expression again at each poll, which the desk's Content-Security-
+Policy refuses (no eval), and a function only once.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ async def login(page: Page, base: str, username: str, password: str,
 
 async def ready(page: Page) -> None:
     await page.wait_for_selector("body[data-ready=true]")
-    await page.wait_for_function("window.desk && window.desk.socket "
+    await page.wait_for_function("() => window.desk && window.desk.socket "
                                  "&& window.desk.socket.readyState === 1")
 
 

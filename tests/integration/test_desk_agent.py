@@ -136,7 +136,7 @@ async def test_offer_toast_keyboard_and_reconnect(app: App, browser: Browser,
     await page.keyboard.press("Enter")
     await expect(toast).to_have_count(0)
     await expect(page).to_have_title("ctl agent desktop")
-    await page.wait_for_function("accepted.length > 0")
+    await page.wait_for_function("() => accepted.length > 0")
     accepted = await page.evaluate("accepted")
     assert [(a["contact_id"], a["channel"]) for a in accepted] == [(created["id"], "api")]
     mine = await app.services.routing.agent_status(await page.evaluate("desk.me.agent_id"))
@@ -340,13 +340,13 @@ async def test_voice_offer_is_answered_on_the_phone(app: App, browser: Browser,
     await expect(toast).to_contain_text("Accept answers the phone.")
     offer_id = await toast.get_attribute("data-offer")
     await page.keyboard.press("Enter")
-    await page.wait_for_function("seen.length === 1")
+    await page.wait_for_function("() => seen.length === 1")
     assert await page.evaluate("seen") == [
         ["phone:answer", {"offer_id": offer_id, "contact_id": created["id"]}]]
     await expect(toast).to_have_count(1)  # the REST accept is not the way for a call
     await app.services.routing.accept(await agent_id(app, user), str(offer_id))  # answered
     await expect(toast).to_have_count(0)
-    await page.wait_for_function("seen.length === 2")
+    await page.wait_for_function("() => seen.length === 2")
     assert (await page.evaluate("seen"))[1] == [
         "offer:accepted", {"offer_id": offer_id, "contact_id": created["id"],
                            "channel": "voice"}]

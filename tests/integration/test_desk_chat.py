@@ -173,14 +173,14 @@ async def test_agent_works_a_chat_and_an_email(app: App, browser: Browser,
     opens = await agent.evaluate("window.__opens")
     proxy.cut()
     await agent_ctx.set_offline(True)
-    await agent.wait_for_function("desk.socket.readyState !== 1", timeout=WAIT)
+    await agent.wait_for_function("() => desk.socket.readyState !== 1", timeout=WAIT)
     for text in ("are you there?", "hello??"):
         await visitor.fill("#ctl-chat [name=text]", text)
         await visitor.press("#ctl-chat [name=text]", "Enter")
         await visitor.wait_for_selector(f"#ctl-chat .m:has-text('{text}')")
     proxy.restore()
     await agent_ctx.set_offline(False)
-    await agent.wait_for_function(f"window.__opens > {opens}", timeout=WAIT)
+    await agent.wait_for_function(f"() => window.__opens > {opens}", timeout=WAIT)
     await agent.wait_for_selector(".conv-log li.msg.in:has-text('hello??')", timeout=WAIT)
     expected = ["你好, is anyone there?", "Hello Wang,\nhow can I help?", "my parcel is late",
                 "Here is your shipping label", "are you there?", "hello??"]

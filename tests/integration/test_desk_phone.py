@@ -5,7 +5,9 @@ goes available; a call placed into the IVR reaches the queue and rings the brows
 the desk phone); the agent answers by clicking, audio flows both ways (the browser's
 WebRTC stats and Asterisk's RTP counters), a key pressed on the keypad reaches the caller,
 hold plays the caller music, every control is labelled; the agent hangs up and the
-contact is closed as completed.
+contact is closed as completed. The call's RTCPeerConnection has the controller's STUN
+and TURN servers (conftest's `ice`), the TURN credentials this agent's own, and the
+browser asked both.
 Screenshots are kept (tests/integration/desk_browser.py).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,7 +31,7 @@ from sqlalchemy import select
 from ctl.asterisk.process import AsteriskProcess
 from ctl.store.db import Database
 from ctl.store.models import ContactEvent
-from tests.integration import desk_browser, sip
+from tests.integration import desk_browser, sip, stun
 from tests.integration.channels_app import add_agent, channel_settings, database, running
 from tests.integration.harness import Caller, CtlProcess, eventually, free_port
 from tests.integration.test_ivr import contact_of
@@ -135,7 +138,8 @@ async def browser_agent(env: dict[str, str]) -> tuple[str, str]:
 async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
         ctl: CtlProcess, db: Database, caller: Caller, browser: Browser,
-        moh: tuple[Counter[str], Counter[str]]) -> None:
+        moh: tuple[Counter[str], Counter[str]],
+        ice: tuple[stun.StunTurn, list[dict[str, Any]]]) -> None:
     music, music_stops = moh
     env = {**os.environ, **ast_env, **backend}
     username, password = await browser_agent(env)
@@ -165,6 +169,15 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
     contact = await contact_of(db, theirs, ("assigned",))
     answered = await page.evaluate("window.answered")
     assert answered["contact_id"] == contact.id
+    stun_turn, servers = ice
+    used = await page.evaluate(
+        "() => window.peerConnections.at(-1).getConfiguration().iceServers")
+    assert [s["urls"] for s in used] == [s["urls"] for s in servers]
+    turn_user = used[1]["username"]
+    expiry, _, user = turn_user.partition(":")
+    assert user == f"webrtc-{username}" and 3500 < int(expiry) - time.time() <= 3600
+    assert stun_turn.bindings > 0  # the browser asked the STUN server its address
+    assert (turn_user, True) in stun_turn.allocations  # and TURN, with those credentials
 
     # The caller talks (a tone) and the browser's fake microphone beeps: both ways.
     await caller.ari.play(ours, "tone:440/2000,0/500", uuid.uuid4().hex)
@@ -194,7 +207,7 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
 
     await eventually(key_heard, 10, "the caller to hear key 5")
     await page.wait_for_function(
-        "Number(document.querySelector('.softphone .timer').dataset.seconds) >= 1")
+        "() => Number(document.querySelector('.softphone .timer').dataset.seconds) >= 1")
     await desk_browser.screenshot(page, "desk-phone-talking")
 
     # Hold: the caller hears music until the agent takes the call back.
@@ -295,3 +308,38 @@ async def test_softphone_without_asterisk_waits_quietly_and_turns_off_by_keyboar
         await desk_browser.screenshot(page, "desk-phone-off")
         assert errors == []
         await page.close()
+
+
+async def test_two_tabs_register_once_and_either_one_answers(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser) -> None:
+    """Two desk tabs of one agent: the first registers, the second says the phone is in
+    the other tab; a call rings in the first only, and the toast's Accept in the second
+    answers it there. When the first tab closes, the second registers."""
+    env = {**os.environ, **ast_env, **backend}
+    username, password = await browser_agent(env)
+    base = f"http://127.0.0.1:{ctl.port}"
+    context, first, errors = await desk_agent(browser, base, username, password)
+    second = await context.new_page()
+    second_errors = desk_browser.ConsoleErrors(second)
+    await second.goto(f"{base}/desk/")
+    await desk_browser.ready(second)
+    await expect(second.locator("[data-region=phone]")).to_have_attribute(
+        "data-registration", "elsewhere")
+    await available(second)
+
+    ours, theirs = await caller.call(QUEUE_NUMBER)
+    await first.wait_for_selector(".softphone .call[data-state=ringing]", timeout=30000)
+    toast = second.locator(".toast[data-channel=voice]")
+    await toast.locator(".accept").press("Enter")
+    await first.wait_for_selector("[data-region=phone][data-call=talking]")
+    assert await second.get_attribute("[data-region=phone]", "data-call") == "idle"
+    await contact_of(db, theirs, ("assigned",))
+    await caller.ari.hangup(ours)
+    await first.wait_for_selector("[data-region=phone][data-call=idle]")
+
+    await first.close()
+    await second.wait_for_selector("[data-region=phone][data-registration=registered]")
+    assert await caller.ari.endpoint_online("PJSIP", f"webrtc-{username}")
+    assert errors == [] and second_errors == []
+    await context.close()

@@ -108,7 +108,7 @@ async def test_the_panel_works_under_its_policy_and_injected_script_does_not_run
         document.body.insertAdjacentHTML('beforeend',
             '<img src="/desk/static/icon.svg" onload="window.__injected = true">');
     }""")
-    await agent.wait_for_function("window.__violations.length >= 2")
+    await agent.wait_for_function("() => window.__violations.length >= 2")
     assert await agent.evaluate("window.__injected") is None
     directives = {v["directive"] for v in await agent.evaluate("window.__violations")}
     assert directives == {"script-src-elem", "script-src-attr"}, directives
