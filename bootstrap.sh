@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester util-linux
-              ca-certificates espeak-ng sox dovecot-imapd chromium fonts-wqy-zenhei)
+              ca-certificates espeak-ng sox dovecot-imapd chromium fonts-wqy-zenhei nginx)
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
