@@ -1,9 +1,10 @@
 """Compiles the routing engine's pure core with mypyc (pyproject.toml has the rest).
 
-A mypyc-compiled engine makes routing decisions ~2x faster than CPython runs the same
-source (bench/README.md, `bench.routing`). The extensions are optional: without mypy or a
-C compiler (the slim Docker image) the install goes on and the sources run, and
-ctl/routing/__init__.py uses them too when a compiled module is older than its source.
+A mypyc-compiled engine makes routing decisions ~1.5-2x faster than CPython runs the
+same source (bench/README.md, `bench.routing`). The extensions are optional: without
+mypy or a C compiler (the slim Docker image) the install goes on and the sources run,
+and ctl/routing/__init__.py uses them too when a compiled module is older than its
+source.
 """
 
 from setuptools import setup
