@@ -61,12 +61,17 @@ def _same(a: str, b: str) -> bool:
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
+def _contains(said: str, wanted: str) -> bool:
+    """Whether normalised `wanted` stands whole in normalised `said` (zh has no spaces)."""
+    return f" {wanted} " in f" {said} " or bool(_IS_CJK.search(wanted) and wanted in said)
+
+
 def phrase_score(text: str, phrase: str) -> float:
     """1.0 when the phrase occurs whole in the text, else the overlap of content tokens."""
     said, wanted = normalize(text), normalize(phrase)
     if not wanted:
         return 0.0
-    if f" {wanted} " in f" {said} " or (_IS_CJK.search(wanted) and wanted in said):
+    if _contains(said, wanted):
         return 1.0
     t, p = tokens(text), tokens(phrase)
     if not t or not p:
@@ -77,15 +82,24 @@ def phrase_score(text: str, phrase: str) -> float:
     return 2 * hits / (len(p) + len(t))  # Dice: penalises both missing and extra words
 
 
+def _best_phrase(text: str, phrases: list[str]) -> tuple[float, str]:
+    """The best score of `phrases` in `text`; among whole matches, the longest phrase."""
+    return max(((phrase_score(text, p), normalize(p)) for p in phrases),
+               key=lambda sp: (sp[0], len(sp[1]) if sp[0] == 1.0 else 0), default=(0.0, ""))
+
+
 def match_intent(text: str, intents: dict[str, list[str]]) -> tuple[str | None, float]:
     """The intent whose phrases best match `text` (case/punctuation-insensitive, zh and
     en), and a confidence 0..1; (None, 0.0) when nothing matches."""
-    scores = sorted(((max((phrase_score(text, p) for p in phrases), default=0.0), name)
-                     for name, phrases in intents.items()), reverse=True)
-    if not scores or scores[0][0] <= 0.0:
+    scored = [(*_best_phrase(text, phrases), name) for name, phrases in intents.items()]
+    # A whole phrase that contains another ("cancel my order" and "cancel") is the more
+    # specific answer: it wins, and the phrase inside it is no rival.
+    scored.sort(key=lambda s: (s[0], len(s[1]) if s[0] == 1.0 else 0), reverse=True)
+    if not scored or scored[0][0] <= 0.0:
         return None, 0.0
-    best, name = scores[0]
-    runner_up = scores[1][0] if len(scores) > 1 else 0.0
+    best, said, name = scored[0]
+    runner_up = next((score for score, phrase, _ in scored[1:]
+                      if not (best == score == 1.0 and _contains(said, phrase))), 0.0)
     # Two intents matching alike make the answer a guess: confidence drops with the margin.
     confidence = round(best - 0.5 * runner_up * (runner_up / best), 4)
     if confidence < MIN_CONFIDENCE:

@@ -50,6 +50,14 @@ def test_ambiguity_lowers_confidence() -> None:
     assert both[0] in ("cancel", "refund") and both[1] < clear
 
 
+def test_the_longer_whole_phrase_wins_over_one_inside_it() -> None:
+    intents = {"stop": ["cancel"], "cancel_order": ["cancel my order"]}
+    assert match_intent("please cancel my order", intents) == ("cancel_order", 1.0)
+    assert match_intent("cancel", intents)[0] == "stop"
+    assert match_intent("取消订单", {"stop": ["取消"], "cancel_order": ["取消订单"]}) == (
+        "cancel_order", 1.0)
+
+
 def test_normalize_ignores_case_width_and_punctuation() -> None:
     assert normalize("  \uff32\uff25\uff26\uff35\uff2e\uff24!!  now,") == "refund now"
     assert phrase_score("Refund.", "refund") == 1.0
