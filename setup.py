@@ -7,19 +7,22 @@ and ctl/routing/__init__.py uses them too when a compiled module is older than i
 source.
 """
 
+import sys
+
 from setuptools import setup
 
 # Imported by one another's compiled code: all five are compiled, or none is used.
 ROUTING_CORE = [f"ctl/routing/{name}.py"
                 for name in ("model", "queues", "policies", "core", "engine")]
 
+extensions = []
 try:
     from mypyc.build import mypycify
-except ImportError:  # an install without the build requirements: the sources run
-    extensions = []
-else:
+
     extensions = mypycify(ROUTING_CORE, opt_level="3", group_name="ctl_routing")
-    for extension in extensions:
-        extension.optional = True  # a failed compile warns and leaves the sources
+except (Exception, SystemExit) as e:  # no mypy, or it refused the code (type errors)
+    print(f"setup.py: the routing core stays uncompiled: {e!r}", file=sys.stderr)
+for extension in extensions:
+    extension.optional = True  # a failed compile warns and leaves the sources
 
 setup(ext_modules=extensions)
