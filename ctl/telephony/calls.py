@@ -36,6 +36,10 @@ SUPERVISOR_LEG = "supervisor-leg"  # ... of a supervisor listening in, and their
 # Channels the controller placed for a call carry one of these in CTL_FLOW (and as their
 # first Stasis argument): never a call of their own, to adopt after a restart.
 LEGS = (LEG, CUSTOMER_LEG, TRANSFER_LEG, SUPERVISOR_LEG)
+# Events no flow reads: about half of a call's events (ChannelVarset alone is ~7 a SIP
+# call: RTP statistics at hangup), each serialised by Asterisk and parsed by ctl.
+UNREAD_EVENTS = ("ChannelVarset", "ChannelDialplan", "ChannelStateChange",
+                 "ChannelCallerId", "ChannelConnectedLine")
 
 
 class CallManager:
@@ -184,6 +188,7 @@ class CallManager:
 
     async def resync(self) -> None:
         """After every (re)connect: adopt calls in Stasis we do not know, end the rest."""
+        await self.ari.ignore_events(*UNREAD_EVENTS)  # a restarted Asterisk forgot it
         app = await self.ari.application()
         in_app = set(app.get("channel_ids", []))
         for channel_id in in_app - set(self.sessions) - set(self.legs) - set(self.watched):

@@ -23,7 +23,8 @@ Event = dict[str, Any]
 
 
 class EventStream:
-    """Reads `/ari/events` for one app and hands each event to `on_event` (sync, cheap).
+    """Reads `/ari/events` for one app and hands each event to `on_event` (sync, cheap),
+    and each answer to a request sent over it to the app's AriClient.
 
     NOTE: Asterisk closes a websocket that does not drain within websocket_write_timeout
     and keeps no backlog for a disconnected app, so the reader does no work of its own:
@@ -72,12 +73,15 @@ class EventStream:
                     ARI_CONNECTED.set(1)
                     ARI_RECONNECTS.inc()
                     log.info("ARI events connected", extra={"ctx": {"app": self.ari.app}})
+                    self.ari.attach(ws)
                     if self.on_connect is not None:
                         self._resync = asyncio.create_task(self._guarded(self.on_connect))
                     await self._read(ws)
             except (aiohttp.ClientError, OSError) as e:
                 log.debug("ARI events connect failed: %s", e)
             finally:
+                if self._ws is not None:
+                    self.ari.detach(self._ws)
                 self._ws = None
                 if self.connected.is_set():
                     log.warning("ARI events disconnected", extra={"ctx": {"app": self.ari.app}})
@@ -91,7 +95,11 @@ class EventStream:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             try:
-                self.on_event(json.loads(msg.data))
+                event = json.loads(msg.data)
+                if event.get("type") == "RESTResponse":
+                    self.ari.on_response(event)
+                else:
+                    self.on_event(event)
             except Exception:
                 log.exception("ARI event handler failed")
 

@@ -7,10 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.contacts.states import FINAL
+from ctl.errors import NoSuchChannel
 from ctl.store.db import Database
 from ctl.store.models import Contact, ContactEvent, Identity
 from tests.integration.harness import Caller, CtlProcess, eventually
@@ -124,3 +126,24 @@ async def test_metrics_count_calls(ctl: CtlProcess, caller: Caller, db: Database
     assert r.status == 200
     assert 'ctl_calls_total{how="new"}' in text
     assert "ctl_ari_connected 1.0" in text
+    # answer and play went over the events websocket, not HTTP
+    assert 'ctl_ari_request_seconds_count{method="POST",transport="ws"}' in text
+
+
+async def test_ari_requests_over_the_events_websocket(
+        ctl: CtlProcess, caller: Caller, asterisk: AsteriskProcess) -> None:
+    async def on_websocket() -> bool:
+        return caller.ari.over_websocket
+
+    await eventually(on_websocket, 5, "Asterisk to answer the probe on the websocket")
+    assert (await caller.ari.info())["system"]["version"]
+    with pytest.raises(NoSuchChannel):  # the same typed errors as over HTTP
+        await caller.ari.answer("no-such-channel")
+    await caller.ari.ignore_events("ChannelVarset")  # a JSON body
+    try:
+        app = await caller.ari.application()
+        assert app["events_disallowed"] == [{"type": "ChannelVarset"}]
+    finally:
+        await caller.ari.ignore_events()
+    ctl_app = await caller.ari.application(asterisk.cfg.app)  # ctl's own filter
+    assert {"type": "ChannelVarset"} in ctl_app["events_disallowed"]
