@@ -248,9 +248,11 @@ class Recognizer:
         try:
             try:
                 await self._ready()
-                await self.ari.request("POST", f"/channels/{channel_id}/snoop", spy="in",
-                                       app=self.ari.app, snoopId=snoop)
-                await self.ari.request("POST", "/channels/externalMedia", app=self.ari.app,
+                # Both create channels: over HTTP, like AriClient.originate (see request).
+                await self.ari.request("POST", f"/channels/{channel_id}/snoop", http=True,
+                                       spy="in", app=self.ari.app, snoopId=snoop)
+                await self.ari.request("POST", "/channels/externalMedia", http=True,
+                                       app=self.ari.app,
                                        channelId=media, external_host=f"127.0.0.1:{rx.port}",
                                        format="slin16")
                 await self.ari.create_bridge(bridge)
