@@ -56,6 +56,9 @@ class AsteriskSettings(BaseModel):
     webrtc_url: str | None = Field(None, pattern=r"^wss?://[^\s/]+(/\S*)?$")
     # STUN/TURN servers the browser softphone uses (ctl/agents/ice.py, README).
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # Connections Asterisk's HTTP server takes at once: ctl's ARI pool (200) and every
+    # agent's softphone websocket. Asterisk's own default, 100, refuses the 101st.
+    http_session_limit: int = Field(2000, ge=250)
     start_timeout: float = 60.0
 
 

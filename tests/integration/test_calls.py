@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 from pathlib import Path
@@ -147,3 +148,23 @@ async def test_ari_requests_over_the_events_websocket(
         await caller.ari.ignore_events()
     ctl_app = await caller.ari.application(asterisk.cfg.app)  # ctl's own filter
     assert {"type": "ChannelVarset"} in ctl_app["events_disallowed"]
+
+
+async def test_asterisk_http_takes_more_sessions_than_its_default(
+        asterisk: AsteriskProcess) -> None:
+    """ctl's ARI pool and every agent's softphone websocket are sessions of Asterisk's HTTP
+    server, whose own default refuses the 101st; 300 held at once are all answered."""
+    auth = base64.b64encode(f"ctl:{asterisk.secrets.ari_password}".encode()).decode()
+    request = (f"GET /ari/asterisk/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: Basic {auth}\r\n\r\n").encode()
+    held = [await asyncio.open_connection("127.0.0.1", asterisk.cfg.http_port)
+            for _ in range(300)]
+    try:
+        for _, writer in held:
+            writer.write(request)
+        answers = [await asyncio.wait_for(reader.readline(), 10) for reader, _ in held]
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers), \
+            f"{sum(not a for a in answers)} of 300 connections were closed unanswered"
+    finally:
+        for _, writer in held:
+            writer.close()
