@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester util-linux
-              ca-certificates espeak-ng sox dovecot-imapd chromium fonts-wqy-zenhei nginx)
+              ca-certificates espeak-ng sox)
+# Only the suite's: the mail server, the browser (and a CJK font for its screenshots),
+# the TLS proxy in front of the desk. A demo machine does not get them.
+TEST_PACKAGES=(dovecot-imapd chromium fonts-wqy-zenhei nginx)
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -17,7 +20,7 @@ need_root() {
 
 install_system() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "${APT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -73,7 +76,7 @@ case "${1:-}" in
     exec .venv/bin/ctl up
     ;;
   test)
-    need_root; install_system; ensure_services; install_python
+    need_root; install_system "${TEST_PACKAGES[@]}"; ensure_services; install_python
     shift
     exec .venv/bin/python -m tests.run "$@"
     ;;
