@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.stack import tree_cpu
 from ctl.agents.service import AgentService, RoutingChanges
 from ctl.store.db import Database
 from tests.integration.harness import CtlProcess, free_port
@@ -67,9 +69,12 @@ def relay_app() -> web.Application:
 # --- the load -----------------------------------------------------------------------------
 
 class Probe:
-    def __init__(self) -> None:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid  # the target's process: its CPU during the load is charged to it
         self.sent: dict[str, float] = {}
         self.lat: list[float] = []
+        self.cpu = 0.0  # seconds of the target's CPU (its process tree) while driven
+        self.client_cpu = 0.0
 
     def got(self, key: str) -> None:
         t0 = self.sent.pop(key, None)
@@ -80,6 +85,8 @@ class Probe:
 async def drive(sockets: list[aiohttp.ClientWebSocketResponse], frame: Any, probe: Probe,
                 rate: float, seconds: float) -> None:
     """Send `frame(i, key)` on sockets round robin at `rate`/s for `seconds`."""
+    _say(f"sending {int(rate * seconds)} messages")
+    cpu0, client0 = tree_cpu(probe.pid), time.process_time()
     n, start = int(rate * seconds), time.perf_counter()
     for i in range(n):
         delay = start + i / rate - time.perf_counter()
@@ -89,6 +96,7 @@ async def drive(sockets: list[aiohttp.ClientWebSocketResponse], frame: Any, prob
         probe.sent[key] = time.perf_counter()
         await sockets[i % len(sockets)].send_str(frame(i, key))
     await asyncio.sleep(2.0)  # stragglers
+    probe.cpu, probe.client_cpu = tree_cpu(probe.pid) - cpu0, time.process_time() - client0
 
 
 async def bare(http: aiohttp.ClientSession, visitors: int, rate: float, seconds: float
@@ -97,7 +105,7 @@ async def bare(http: aiohttp.ClientSession, visitors: int, rate: float, seconds:
     proc = subprocess.Popen([sys.executable, "-m", "bench.chat", "--serve-relay", str(port)])
     try:
         await _wait(f"http://127.0.0.1:{port}/a/x", http, ws=True)
-        probe = Probe()
+        probe = Probe(proc.pid)
         base = f"ws://127.0.0.1:{port}"
         n_agents = (visitors + PER_AGENT - 1) // PER_AGENT
         readers, agent_socks = [], []
@@ -123,10 +131,10 @@ async def bare(http: aiohttp.ClientSession, visitors: int, rate: float, seconds:
 
 async def through_ctl(http: aiohttp.ClientSession, visitors: int, rate: float,
                       seconds: float, data_dir: Path) -> Probe:
-    async with ctl_process(data_dir) as (base, db_url):
+    async with ctl_process(data_dir) as (base, db_url, pid):
         n_agents = (visitors + PER_AGENT - 1) // PER_AGENT
         panels = await agents(http, base, db_url, n_agents)
-        probe = Probe()
+        probe = Probe(pid)
         readers = [asyncio.create_task(_agent_loop(http, base, ws, probe)) for ws in panels]
         socks = []
         for v in range(visitors):
@@ -205,7 +213,7 @@ async def agents(http: aiohttp.ClientSession, base: str, db_url: str, n: int
 
 
 @contextlib.asynccontextmanager
-async def ctl_process(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
+async def ctl_process(data_dir: Path) -> AsyncIterator[tuple[str, str, int]]:
     port = free_port()
     db_url = f"sqlite+aiosqlite:///{data_dir}/ctl.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTL_")} | {
@@ -217,8 +225,9 @@ async def ctl_process(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
         "CTL_CHANNELS": json.dumps({"rate_per_minute": 1e6, "rate_burst": 100000})}
     proc = CtlProcess(env, data_dir / "ctl.log")
     await proc.start(wait_ari=False)
+    assert proc.proc is not None
     try:
-        yield f"http://127.0.0.1:{port}", db_url
+        yield f"http://127.0.0.1:{port}", db_url, proc.proc.pid
     finally:
         proc.stop()
 
@@ -254,15 +263,23 @@ async def main(args: argparse.Namespace) -> int:
                                      timeout=aiohttp.ClientTimeout(total=None)) as http:
         base_probe = await bare(http, args.visitors, args.rate, args.seconds)
         _say(f"bare relay: {len(base_probe.lat)} relayed")
-        with tempfile.TemporaryDirectory(prefix="ctl-bench-chat-") as d:
+        data_dir = Path(tempfile.mkdtemp(prefix="ctl-bench-chat-"))
+        try:
             ctl_probe = await through_ctl(http, args.visitors, args.rate, args.seconds,
-                                          Path(d))
+                                          data_dir)
+        finally:
+            if args.keep:
+                _say(f"kept {data_dir} (ctl.log, ctl.db)")
+            else:
+                shutil.rmtree(data_dir, ignore_errors=True)
     print(f"{args.visitors} visitors, {args.rate:.0f} msg/s for {args.seconds:.0f} s "
           f"({sent} messages)\n")
-    print(f"{'target':<12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}")
+    print(f"{'target':<12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}"
+          f"{'CPU ms/msg':>12}{'client CPU':>12}")
     for name, p in (("bare relay", base_probe), ("ctl", ctl_probe)):
         print(f"{name:<12}{pct(p.lat, 50):>9.1f}{pct(p.lat, 99):>9.1f}"
-              f"{pct(p.lat, 100):>9.1f}{sent - len(p.lat):>7}")
+              f"{pct(p.lat, 100):>9.1f}{sent - len(p.lat):>7}{1000 * p.cpu / sent:>12.2f}"
+              f"{100 * p.client_cpu / (args.seconds + 2):>11.0f}%")
     p99, b99 = pct(ctl_probe.lat, 99), pct(base_probe.lat, 99)
     ok_abs, ok_ratio = p99 <= 50.0, p99 <= 2 * max(b99, 1.0)
     print(f"\nverdict: p99 {p99:.1f} ms {'<=' if ok_abs else '>'} 50 ms; "
@@ -277,6 +294,8 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep ctl's data directory (its log and database)")
     parser.add_argument("--serve-relay", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_relay:

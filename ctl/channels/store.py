@@ -7,19 +7,35 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from ctl.customers.service import identify_in
 from ctl.store.models import Base, Contact, ContactEvent, Customer, Message, new_id, utcnow
 
-_MESSAGES = Base.metadata.tables["messages"]
 # Contacts a new message joins; wrap-up and final ones are over: the customer writing
 # again starts a new contact (routing's sticky step prefers the same agent).
 OPEN_STATES = ("new", "queued", "offered", "assigned")
+_MESSAGES = Base.metadata.tables["messages"]
+_CONTACTS = Base.metadata.tables["contacts"]
+_NEXT_SEQ = (select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
+             .where(_MESSAGES.c.contact_id == bindparam("of_contact")).scalar_subquery())
+_INSERT_NEXT = (insert(_MESSAGES).values(seq=_NEXT_SEQ).returning(_MESSAGES.c.seq))
+_DUPLICATE = (select(_MESSAGES.c.id, _MESSAGES.c.contact_id, _MESSAGES.c.customer_id,
+                     _MESSAGES.c.seq, _MESSAGES.c.thread)
+              .where(_MESSAGES.c.channel == bindparam("channel"),
+                     _MESSAGES.c.external_id == bindparam("external_id")))
+# What a new message needs of its conversation's open contact (no ORM object: this is
+# the hot path of every inbound message).
+_OPEN = (select(_CONTACTS.c.id, _CONTACTS.c.state, _CONTACTS.c.agent_id,
+                _CONTACTS.c.external_ref)
+         .where(_CONTACTS.c.state.in_(OPEN_STATES)))
+_OPEN_IN_THREAD = (_OPEN.where(_CONTACTS.c.channel == bindparam("channel"),
+                               _CONTACTS.c.external_ref == bindparam("thread"))
+                   .order_by(_CONTACTS.c.created_at.desc()).limit(1))
 HELD_STATES = ("assigned", "wrapup")  # an agent works on it (replies are allowed)
 
 
@@ -41,16 +57,16 @@ def thread_key(value: str | None) -> str | None:
 def insert_message(s: Session, row: dict[str, Any]) -> tuple[str, int]:
     """Store one message; its seq follows the contact's last one. Returns (id, seq)."""
     contact_id = row.get("contact_id")
-    seq = 0
-    if contact_id is not None:
-        last = s.scalar(select(func.max(Message.seq)).where(Message.contact_id == contact_id))
-        seq = (last or 0) + 1
-    full = {"id": new_id(), "seq": seq, "author": None, "subject": None, "external_id": None,
+    full = {"id": new_id(), "author": None, "subject": None, "external_id": None,
             "thread": None, "status_reason": None, "attachments": [], "meta": {},
             "customer_id": None, "created_at": utcnow(), **row}
-    full["seq"] = seq
-    s.execute(insert(_MESSAGES), full)
-    return full["id"], seq
+    full.pop("seq", None)
+    if contact_id is None:
+        s.execute(insert(_MESSAGES), {**full, "seq": 0})
+        return full["id"], 0
+    # The seq in the INSERT itself: one statement, not a SELECT and an INSERT.
+    seq = s.execute(_INSERT_NEXT, {**full, "of_contact": contact_id}).scalar_one()
+    return full["id"], int(seq)
 
 
 def set_status(s: Session, channel: str, external_id: str, status: str,
@@ -74,8 +90,9 @@ def mark(s: Session, message_id: str, status: str, reason: str | None = None,
 
 
 def open_contact(s: Session, channel: str, thread: str | None,
-                 refs: tuple[str, ...]) -> tuple[Contact | None, str | None]:
-    """The open contact of this conversation, and the conversation's thread key.
+                 refs: tuple[str, ...]) -> tuple[OpenContact | None, str | None]:
+    """The open contact of this conversation (id, state, agent_id, external_ref), and
+    the conversation's thread key.
 
     A message answering a known message (refs) belongs to that message's conversation,
     whatever thread key its sender put; else the thread key decides.
@@ -89,7 +106,10 @@ def open_contact(s: Session, channel: str, thread: str | None,
         if hit is not None:
             # A known message outside any contact (a ticket's notification) lends its
             # thread: the answer becomes a contact of that thread.
-            contact = s.get(Contact, hit.contact_id) if hit.contact_id else None
+            found = s.execute(select(*_OPEN.selected_columns)
+                              .where(_CONTACTS.c.id == hit.contact_id)).first() \
+                if hit.contact_id else None
+            contact = OpenContact(*found) if found is not None else None
             thread = hit.thread or (contact.external_ref if contact else None)
             if contact is not None and contact.state in OPEN_STATES:
                 return contact, thread
@@ -100,11 +120,16 @@ def open_contact(s: Session, channel: str, thread: str | None,
     return _open_in_thread(s, channel, thread), thread
 
 
-def _open_in_thread(s: Session, channel: str, thread: str) -> Contact | None:
-    stmt = (select(Contact).where(Contact.channel == channel, Contact.external_ref == thread,
-                                  Contact.state.in_(OPEN_STATES))
-            .order_by(Contact.created_at.desc()).limit(1))
-    return s.scalars(stmt).first()
+def _open_in_thread(s: Session, channel: str, thread: str) -> OpenContact | None:
+    found = s.execute(_OPEN_IN_THREAD, {"channel": channel, "thread": thread}).first()
+    return OpenContact(*found) if found is not None else None
+
+
+class OpenContact(NamedTuple):
+    id: str
+    state: str
+    agent_id: str | None
+    external_ref: str | None
 
 
 @dataclass(frozen=True)
@@ -128,10 +153,7 @@ def take(s: Session, identity: tuple[str, str], name: str | None, refs: tuple[st
     the customer (`identity` normalised), find the conversation, store the message."""
     channel, external_id = row["channel"], row.get("external_id")
     if external_id is not None:
-        dup = s.execute(select(Message.id, Message.contact_id, Message.customer_id,
-                               Message.seq, Message.thread)
-                        .where(Message.channel == channel,
-                               Message.external_id == external_id)).first()
+        dup = s.execute(_DUPLICATE, {"channel": channel, "external_id": external_id}).first()
         if dup is not None and dup.contact_id is not None:
             return Taken("duplicate", dup.customer_id or "", dup.thread, dup.id, dup.seq,
                          dup.contact_id)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
@@ -24,6 +27,8 @@ T = TypeVar("T")
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 _READ_ONLY = "ctl_read_only"
+_GROUP = 256  # write()s committed together at most (the first waits for all of them)
+_TURN_WAIT = 5.0  # s the writer waits for a write session's turn to end (as busy_timeout)
 # alembic's `context` is module-global: two migrations at once would share it.
 _MIGRATE_LOCK = threading.Lock()
 
@@ -91,44 +96,145 @@ class Database:
         self._writer: ThreadPoolExecutor | None = None
         self._sync: Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
+        self._queued: deque[_Queued[Any] | _Turn] = deque()
+        self._queue_lock = threading.Lock()
+        self._draining = False
         if is_sqlite(url) and _sqlite_file(url):
             self._sync = create_engine(make_url(url).set(drivername="sqlite"),
                                        pool_size=1, max_overflow=0)
             event.listen(self._sync, "connect", _sqlite_connect)
             event.listen(self._sync, "begin", _sqlite_begin)
-            self._sync_sessions = sessionmaker(self._sync, expire_on_commit=False)
+            # Each work in its own SAVEPOINT of the group's transaction (see _group).
+            self._sync_sessions = sessionmaker(expire_on_commit=False,
+                                               join_transaction_mode="create_savepoint")
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ctl-db-writer")
 
     @asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
-        """A session; `readonly=True` promises no writes (lets SQLite readers run concurrently)."""
-        async with (self._readers if readonly else self._sessions)() as s:
-            yield s
+        """A session; `readonly=True` promises no writes (lets SQLite readers run concurrently).
+
+        On a SQLite file a writing session first takes its turn from the writer thread
+        (after the writes queued before it are committed): SQLite's lock would let a
+        session wait only by polling it (busy_timeout), which a busy writer thread can
+        starve for seconds."""
+        held = _TURN.get()
+        if readonly or self._writer is None or (held is not None and not held.done.is_set()):
+            async with (self._readers if readonly else self._sessions)() as s:
+                yield s
+            return
+        turn = await self._take_turn()
+        token = _TURN.set(turn)
+        try:
+            async with self._sessions() as s:
+                yield s
+        finally:
+            _TURN.reset(token)
+            turn.done.set()
+
+    async def _take_turn(self) -> _Turn:
+        turn = _Turn(asyncio.get_running_loop())
+        self._enqueue(turn)
+        try:
+            await turn.granted
+        except BaseException:  # gave up waiting: the writer must not wait for it
+            turn.done.set()
+            raise
+        return turn
+
+    def _enqueue(self, item: _Queued[Any] | _Turn) -> None:
+        assert self._writer is not None
+        with self._queue_lock:
+            self._queued.append(item)
+            idle, self._draining = not self._draining, True
+        if idle:
+            self._writer.submit(self._drain)
 
     async def write(self, work: Callable[[Session], T]) -> T:
         """`work(session)` in one write transaction, committed; returns what it returns.
 
         `work` is plain synchronous ORM/Core code (no awaits) and may run in another
         thread: it must touch nothing but its session and its arguments. Objects it
-        returns stay loaded (no expiry on commit).
+        returns stay loaded (no expiry on commit). When it raises, nothing it did is kept.
 
         NOTE: on a SQLite file it runs in this process's writer thread, the whole
         transaction in one hop. Through aiosqlite each statement is 3-4 hops between the
         event loop and aiosqlite's thread (cursor, execute, fetch, close; ~100 us of CPU
         each), and the write lock stays held while each hop waits for its turn on a busy
         loop; the hot path of a call (open and close its contact) spends most of its CPU
-        there. Elsewhere (PostgreSQL) it runs on the async engine (`run_sync`).
+        there. And writes that queue up meanwhile commit together (`_group`): each commit
+        waits for the disk (fsync, ~4 ms here), which alone capped SQLite at ~200
+        transactions a second. Elsewhere (PostgreSQL) it runs on the async engine
+        (`run_sync`); the server groups concurrent commits itself.
         """
-        if self._writer is None or self._sync_sessions is None:
+        held = _TURN.get()
+        if self._writer is None or (held is not None and not held.done.is_set()):
+            # Inside a write session (its turn holds the writer thread): beside it.
             async with self._sessions() as s, s.begin():
                 return await s.run_sync(work)
-        sessions = self._sync_sessions
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Queued(work, future, loop))
+        return await future
 
-        def transaction() -> T:
-            with sessions() as s, s.begin():
-                return work(s)
+    def _drain(self) -> None:
+        """The writer thread: commit what is queued, a group at a time, and give write
+        sessions their turn in their place in the queue, until nothing is left."""
+        while (item := self._next()) is not None:
+            if isinstance(item, _Turn):
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                    item.loop.call_soon_threadsafe(_grant, item)
+                item.done.wait(_TURN_WAIT)
+                continue
+            try:
+                outcomes = self._group(item)
+            except BaseException as e:  # nothing of the group is committed
+                outcomes = [(False, e)] * len(item)
+            settled: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+            for q, outcome in zip(item, outcomes, strict=True):
+                settled.setdefault(q.loop, []).append((q.future, *outcome))
+            for loop, items in settled.items():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, items)
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, transaction)
+    def _next(self) -> _Turn | list[_Queued[Any]] | None:
+        """The next turn, or the writes queued before it (at most _GROUP); None: idle."""
+        with self._queue_lock:
+            if not self._queued:
+                self._draining = False
+                return None
+            group: list[_Queued[Any]] = []
+            while self._queued and len(group) < _GROUP:
+                item = self._queued.popleft()
+                if isinstance(item, _Queued):
+                    group.append(item)
+                elif group:  # the writes before it first
+                    self._queued.appendleft(item)
+                    break
+                else:
+                    return item
+            return group
+
+    def _group(self, group: list[_Queued[Any]]) -> list[tuple[bool, Any]]:
+        """The group's works in one transaction, each in a SAVEPOINT: a work that raises
+        undoes only its own part; the others commit. A waiter hears its result only once
+        the COMMIT is done, and if the COMMIT fails every waiter gets the error."""
+        assert self._sync is not None and self._sync_sessions is not None
+        outcomes: list[tuple[bool, Any]] = []
+        with self._sync.connect() as conn, conn.begin():
+            for q in group:
+                if q.future.cancelled():  # its caller gave up before it ran
+                    outcomes.append((False, asyncio.CancelledError()))
+                    continue
+                try:
+                    with self._sync_sessions(bind=conn) as s, s.begin():
+                        outcomes.append((True, q.work(s)))
+                except Exception as e:
+                    outcomes.append((False, e))
+                    if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                        # SQLite rolled back the whole transaction (disk full, I/O
+                        # error): the works before this one are gone too.
+                        raise
+        return outcomes
 
     async def ping(self) -> None:
         async with self._reader.connect() as conn:
@@ -140,6 +246,42 @@ class Database:
             # The writer's sqlite3 connection may only be closed by its own thread.
             await asyncio.get_running_loop().run_in_executor(self._writer, self._sync.dispose)
             self._writer.shutdown()
+
+
+class _Turn:
+    """A write session's turn: the writer thread waits while the session writes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.granted: asyncio.Future[None] = loop.create_future()
+        self.done = threading.Event()
+
+
+def _grant(turn: _Turn) -> None:
+    if turn.granted.done():  # its session gave up waiting
+        turn.done.set()
+    else:
+        turn.granted.set_result(None)
+
+
+# The turn the current task's write session holds: its write()s must not queue behind it.
+_TURN: ContextVar[_Turn | None] = ContextVar("ctl_db_turn", default=None)
+
+
+class _Queued(NamedTuple, Generic[T]):
+    work: Callable[[Session], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.done():  # cancelled while its work ran: the work still counts
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def migrate(url: str) -> None:
