@@ -213,7 +213,8 @@ async def agents(http: aiohttp.ClientSession, base: str, db_url: str, n: int
 
 
 @contextlib.asynccontextmanager
-async def ctl_process(data_dir: Path) -> AsyncIterator[tuple[str, str, int]]:
+async def ctl_process(data_dir: Path, extra: dict[str, str] | None = None
+                      ) -> AsyncIterator[tuple[str, str, int]]:
     port = free_port()
     db_url = f"sqlite+aiosqlite:///{data_dir}/ctl.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTL_")} | {
@@ -222,7 +223,8 @@ async def ctl_process(data_dir: Path) -> AsyncIterator[tuple[str, str, int]]:
         "CTL_LOG_LEVEL": "WARNING",
         "CTL_ROUTING": json.dumps({"queues": [{"name": "general", "offer_timeout": 120}],
                                    "sticky_wait": 0}),
-        "CTL_CHANNELS": json.dumps({"rate_per_minute": 1e6, "rate_burst": 100000})}
+        "CTL_CHANNELS": json.dumps({"rate_per_minute": 1e6, "rate_burst": 100000}),
+        **(extra or {})}
     proc = CtlProcess(env, data_dir / "ctl.log")
     await proc.start(wait_ari=False)
     assert proc.proc is not None

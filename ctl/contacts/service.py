@@ -129,6 +129,23 @@ class ContactService:
 
         await self._db.write(work)
 
+    async def log_each(self, events: Sequence[tuple[str, Logged]]) -> dict[str, str | None]:
+        """Events of several contacts (contact id, event) in one transaction; those of
+        contacts that no longer exist are left out. Returns each written contact's agent
+        (who holds it now, or None)."""
+        def work(s: Session) -> dict[str, str | None]:
+            ids = {contact_id for contact_id, _ in events}
+            holders: dict[str, str | None] = {
+                r.id: r.agent_id for r in s.execute(
+                    select(_CONTACTS.c.id, _CONTACTS.c.agent_id)
+                    .where(_CONTACTS.c.id.in_(ids)))}
+            rows = [_logged_row(c, e) for c, e in events if c in holders]
+            if rows:
+                s.execute(insert(_EVENTS), rows)
+            return holders
+
+        return await self._db.write(work) if events else {}
+
     async def get(self, contact_id: str) -> Contact:
         async with self._db.session(readonly=True) as s:
             return await _load(s, contact_id)

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ctl.channels.contract import Inbound, Received
-from ctl.contacts.service import ContactService
+from ctl.contacts.service import ContactService, logged
 from ctl.contacts.states import FINAL
 from ctl.speech.embed import ModelMissing
 from ctl.speech.intent import DEFAULT_INTENTS, IntentModel
@@ -184,18 +184,18 @@ class Insights:
 
     async def _store(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         found = await self.analyze([text for _, text, _ in batch])
-        for (contact_id, _, source), data in zip(batch, found, strict=True):
-            data = {**data, **source}
-            try:
-                await self.contacts.log(contact_id, "nlp", data)
-                holder = (await self.contacts.get(contact_id)).agent_id
-            except Exception:  # e.g. the contact was purged meanwhile
-                log.exception("nlp of contact %s not stored", contact_id)
+        done = [(contact_id, {**data, **source})
+                for (contact_id, _, source), data in zip(batch, found, strict=True)]
+        # One transaction for the batch: a busy chat sends texts as fast as messages.
+        holders = await self.contacts.log_each([(c, logged("nlp", d)) for c, d in done])
+        for contact_id, data in done:
+            if contact_id not in holders:
+                log.warning("nlp of contact %s not stored: no such contact", contact_id)
                 continue
             pushed = {"type": "nlp", "contact_id": contact_id, **data}
             self.publish("supervisor", pushed)
-            if holder:  # the agent in the conversation sees it too
-                self.publish(f"agent:{holder}", pushed)
+            if holders[contact_id]:  # the agent in the conversation sees it too
+                self.publish(f"agent:{holders[contact_id]}", pushed)
 
     async def catch_up(self) -> int:
         """Queue the customers' messages of open contacts that have no analysis (those

@@ -287,6 +287,17 @@ async def test_log_external_ref_and_unfinished(store: Database) -> None:
     assert found is not None and found.id == live.id  # all final: the newest
 
 
+async def test_log_each_writes_several_contacts_at_once(store: Database) -> None:
+    svc = ContactService(store)
+    a, b = await svc.open("chat"), await svc.open("email")
+    holders = await svc.log_each([(a.id, logged("nlp", {"n": 1})), ("gone", logged("nlp", {})),
+                                  (b.id, logged("nlp", {"n": 2})), (a.id, logged("nlp", {"n": 3}))])
+    assert holders == {a.id: None, b.id: None}
+    assert [e.data for e in await svc.events(a.id) if e.kind == "nlp"] == [{"n": 1}, {"n": 3}]
+    assert [e.data for e in await svc.events(b.id) if e.kind == "nlp"] == [{"n": 2}]
+    assert await svc.log_each([]) == {}
+
+
 async def test_optimistic_locking(store: Database) -> None:
     svc = ContactService(store)
     c = await svc.open("chat")
