@@ -108,7 +108,9 @@ class Insights:
         self.prepared: asyncio.Task[None] | None = None  # the latest use_flows' embedding
         self._queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(_BACKLOG)
         self._task: asyncio.Task[None] | None = None
-        self._worker = Worker()  # its own: live recognitions must not wait behind it
+        # Its own (live recognitions must not wait behind it), and nice: at 500 chat
+        # messages a second the analysis took a core the messages' own path needed.
+        self._worker = Worker(nice=10)
         self.idle = asyncio.Event()  # set when every queued text is stored (for tests)
         self.idle.set()
 

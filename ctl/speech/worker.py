@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -13,8 +14,9 @@ from typing import Any
 
 
 class Worker:
-    def __init__(self, processes: int = 1) -> None:
+    def __init__(self, processes: int = 1, nice: int = 0) -> None:
         self.processes = processes
+        self.nice = nice  # added to the process's niceness: background work yields the CPU
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -24,7 +26,8 @@ class Worker:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self.processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.nice, initargs=(self.nice,))
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except BrokenProcessPool:  # the process died (killed, out of memory): next call
