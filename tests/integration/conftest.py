@@ -56,11 +56,14 @@ def ast_env(data_dir: Path) -> dict[str, str]:
         # Callbacks dial extensions of [public]: 1999 answers (and hangs up after its
         # prompt), 1998 does not exist.
         # Queue "tiny" (1101) gives up after 2 s; "later" (1102) then calls back instead.
+        # Queue "desk" (the desk's headline call, through flow desk-call at 1212) has
+        # wrap-up after each call.
         "CTL_ROUTING": json.dumps({"queues": [{"name": "general", "offer_timeout": 4},
                                               {"name": "tiny", "max_wait": 2,
                                                "overflow": {"kind": "voicemail"}},
                                               {"name": "later", "max_wait": 2,
-                                               "overflow": {"kind": "callback"}}],
+                                               "overflow": {"kind": "callback"}},
+                                              {"name": "desk", "wrapup_seconds": 300}],
                                    "announce_every": 2, "sticky_wait": 0,
                                    "callback_dial": "Local/{number}@public",
                                    "callback_retries": 1, "callback_retry_after": 1,
@@ -68,7 +71,8 @@ def ast_env(data_dir: Path) -> dict[str, str]:
         # The demo flows' numbers, and the IVR tests' own flows.
         "CTL_IVR": json.dumps({"numbers": {"1200": "main", "1201": "order-status",
                                            "1202": "after-hours", "1210": "reload-test",
-                                           "1211": "transfer-test"}}),
+                                           "1211": "transfer-test",
+                                           "1212": "desk-call"}}),
     }
 
 

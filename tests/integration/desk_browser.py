@@ -32,12 +32,15 @@ ARTIFACTS = Path(os.environ.get("CTL_TEST_ARTIFACTS")
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(microphone: Path | None = None) -> AsyncIterator[Browser]:
+    """Chromium; its fake microphone plays `microphone` (a wav, looped) when given."""
     if not HAVE_CHROMIUM:
         raise AssertionError("chromium is not installed: apt-get install chromium "
                              "(bootstrap.sh installs it)")
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        args = ARGS + ([f"--use-file-for-fake-audio-capture={microphone}"] if microphone
+                       else [])
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield browser
         finally:

@@ -104,7 +104,11 @@ class MediaPhone(asyncio.DatagramProtocol):
         """Returns once `frames` quiet frames arrived in a row: what was on its way is in."""
         self._want_still = frames
         self._hush.clear()
-        await asyncio.wait_for(self._hush.wait(), timeout)
+        try:
+            await asyncio.wait_for(self._hush.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"port {self.port} never heard {frames} quiet frames in a "
+                                 f"row in {timeout:g}s ({self.loud} loud)") from None
 
     def _on_rtp(self) -> None:
         try:

@@ -1,70 +1,81 @@
-"""THE agent desktop's call, end to end in a real browser on the real Asterisk: an agent
-logs in to the desk in Chromium, its softphone registers (JsSIP over Asterisk's
-websocket, with the account GET /api/v1/me/phone gives that agent only) and the agent
-goes available; a call placed into the IVR reaches the queue and rings the browser (not
-the desk phone); the agent answers by clicking, audio flows both ways (the browser's
-WebRTC stats and Asterisk's RTP counters), a key pressed on the keypad reaches the caller,
-hold plays the caller music, every control is labelled; the agent hangs up and the
-contact is closed as completed. The call's RTCPeerConnection has the controller's STUN
-and TURN servers (conftest's `ice`), the TURN credentials this agent's own, and the
-browser asked both.
-Screenshots are kept (tests/integration/desk_browser.py).
+"""THE agent desktop's call, end to end in a real browser on the real Asterisk.
+
+A customer chatted earlier (the web chat's pre-chat form took their phone number) and now
+calls from that number; an agent logs in to the desk in Chromium, its softphone registers
+(JsSIP over Asterisk's websocket, with the account GET /api/v1/me/phone gives that agent
+only) and the agent goes available; the call goes through the IVR into the queue and rings
+the browser (not the desk phone); the agent answers by clicking; the Customer pane shows
+the earlier chat; audio flows both ways (the browser's WebRTC stats, and the customer's
+handset hears the agent speak); while muted the customer hears silence, then the agent
+again; a key pressed on the keypad reaches the caller; hold plays the caller music; every
+control is labelled; the agent hangs up, creates a ticket in the wrap-up and finishes it:
+the ticket is the call's, and the contact is closed as completed. The call's
+RTCPeerConnection has the controller's STUN and TURN servers (conftest's `ice`), the TURN
+credentials this agent's own, and the browser asked both.
+Screenshots of each stage are kept (tests/integration/desk_browser.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from panoramisk import Manager
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from ctl.asterisk.process import AsteriskProcess
 from ctl.store.db import Database
-from ctl.store.models import ContactEvent
+from ctl.store.models import ContactEvent, Ticket, TicketContact
 from tests.integration import desk_browser, sip, stun
 from tests.integration.channels_app import add_agent, channel_settings, database, running
+from tests.integration.chat_client import ChatVisitor
+from tests.integration.desk_phone import (
+    agent_voice,
+    audio,
+    available,
+    bridge_handset,
+    browser_agent,
+    desk_agent,
+    register,
+)
 from tests.integration.harness import Caller, CtlProcess, eventually, free_port
+from tests.integration.media_phone import MediaPhone
 from tests.integration.test_ivr import contact_of
 from tests.integration.test_voice_queue import QUEUE_NUMBER, new_agent, ring
 
-MAIN_MENU = "1200"  # conftest: the demo's main flow; keys "1" English, "0" an agent
-# Every RTCPeerConnection the page makes, for its stats (the softphone keeps its own).
-KEEP_CONNECTIONS = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.peerConnections = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Native(...args);
-    window.peerConnections.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Native.prototype;
-})();"""
-AUDIO = """async () => {
-  const totals = {received: 0, bytes: 0, sent: 0};
-  const pc = window.peerConnections[window.peerConnections.length - 1];
-  (await pc.getStats()).forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "audio") {
-      totals.received += s.packetsReceived; totals.bytes += s.bytesReceived;
-    }
-    if (s.type === "outbound-rtp" && s.kind === "audio") totals.sent += s.packetsSent;
-  });
-  return totals;
-}"""
+DESK_CALL = "1212"  # conftest: flow desk-call, into queue "desk" (which has wrap-up)
+FLOW = """name: desk-call
+start: menu
+steps:
+  menu:
+    menu:
+      prompt: [{play: "sound:silence/1"}]
+      choices: {"0": agent}
+      timeout: 10
+      retries: 0
+  agent:
+    enqueue: {queue: desk}
+    on: {completed: goodbye}
+  goodbye:
+    hangup: {}
+"""
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with desk_browser.chromium() as b:
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    voice = await agent_voice(tmp_path_factory.mktemp("voice"))
+    async with desk_browser.chromium(microphone=voice) as b:
         yield b
 
 
@@ -92,83 +103,35 @@ async def _gt(value: int, than: int) -> bool:
     return value > than
 
 
-async def asterisk_received(caller: Caller, endpoint: str) -> int:
-    """RTP packets Asterisk received on the agent's browser channel."""
-    channels = [c for c in await caller.ari.channels()
-                if c["name"].startswith(f"PJSIP/{endpoint}-")]
-    if not channels:
-        return 0
-    found = await caller.ari.request("GET", f"/channels/{channels[0]['id']}/variable",
-                                     variable="CHANNEL(rtcp,rxcount)")
-    return int(found.get("value") or 0)
+async def publish_flow(env: dict[str, str], ctl: CtlProcess, folder: Path) -> None:
+    path = folder / "desk-call.yaml"
+    path.write_text(FLOW)
+    await sip.ctl_command(env, "flows", "publish", str(path))
+
+    async def taken() -> bool:
+        health = await ctl.health()
+        return bool(health and "desk-call" in health["checks"]["flows"]["versions"])
+
+    await eventually(taken, 10, "ctl to take flow desk-call")
 
 
-async def audio(page: Page) -> dict[str, Any]:
-    totals: dict[str, Any] = await page.evaluate(AUDIO)
-    return totals
+async def earlier_chat(base: str, http: aiohttp.ClientSession, number: str) -> str:
+    """The customer chats (the widget's pre-chat form with their phone) and leaves."""
+    visitor = ChatVisitor(base, http)
+    await visitor.connect()
+    await visitor.start(name="Liu Yang", phone=number)
+    await visitor.say("my router keeps rebooting", "c1")
+    assert visitor.contact is not None
+    await visitor.send({"type": "leave"})
+    await visitor.next("state", state="closed", reason="customer_left")
+    await visitor.drop()
+    return visitor.contact
 
 
-async def desk_agent(browser: Browser, base: str, username: str, password: str
-                     ) -> tuple[BrowserContext, Page, desk_browser.ConsoleErrors]:
-    """The agent logged in to the desk, its softphone registered."""
-    context = await browser.new_context()
-    await context.add_init_script(KEEP_CONNECTIONS)
-    page = await context.new_page()
-    errors = desk_browser.ConsoleErrors(page)
-    page.on("console", lambda m: print("console:", m.type, m.text[:300]))  # shown on failure
-    await desk_browser.login(page, base, username, password)
-    await page.wait_for_selector("[data-region=phone][data-registration=registered]")
-    return context, page, errors
-
-
-async def available(page: Page) -> None:
-    await page.select_option("#agent-state", "available")
-    await page.wait_for_selector("[data-region=topbar][data-state=available]")
-
-
-async def browser_agent(env: dict[str, str]) -> tuple[str, str]:
-    username = f"w{uuid.uuid4().hex[:8]}"
-    password = await sip.add_agent(env, username, "Wendy Web",
-                                   str(5000000 + uuid.uuid4().int % 1000000))
-    await sip.ctl_command(env, "agents", "set", username, "--queue", "general",
-                          "--language", "en")
-    return username, password
-
-
-async def test_agent_answers_a_queued_call_in_the_browser_softphone(
-        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
-        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser,
-        moh: tuple[Counter[str], Counter[str]],
-        ice: tuple[stun.StunTurn, list[dict[str, Any]]]) -> None:
-    music, music_stops = moh
-    env = {**os.environ, **ast_env, **backend}
-    username, password = await browser_agent(env)
-    # The agent's desk phone is registered too (at a port nobody answers on): the offer
-    # must ring the browser, or the test never sees it ringing.
-    desk_phone = f"agent-{username}"
-    (await sip.run("uac_register.xml", "-key", "caller", desk_phone, "-au", desk_phone,
-                   "-ap", password, f"127.0.0.1:{asterisk.cfg.sip_port}", "-i", "127.0.0.1",
-                   "-p", str(free_port(socket.SOCK_DGRAM)))).check()
-    assert await caller.ari.endpoint_online("PJSIP", desk_phone)
-    base = f"http://127.0.0.1:{ctl.port}"
-    context, page, errors = await desk_agent(browser, base, username, password)
-    assert await caller.ari.endpoint_online("PJSIP", f"webrtc-{username}")
-    await page.evaluate("""() => { window.answered = null;
-        window.desk.on("phone:answered", (d) => { window.answered = d; }); }""")
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/me/phone") as r:
-        assert r.status == 401  # the account is its agent's only
-    await available(page)
-
-    ours, theirs = await caller.call(MAIN_MENU)
-    await caller.wait(ours, "StasisStart")
-    await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="10")
-    await page.wait_for_selector(".softphone .call[data-state=ringing]", timeout=30000)
-    await desk_browser.screenshot(page, "desk-phone-ringing")
-    await page.click(".softphone button.answer")
-    await page.wait_for_selector("[data-region=phone][data-call=talking]")
-    contact = await contact_of(db, theirs, ("assigned",))
-    answered = await page.evaluate("window.answered")
-    assert answered["contact_id"] == contact.id
+async def uses_ice(page: Page, ice: tuple[stun.StunTurn, list[dict[str, Any]]],
+                   username: str) -> None:
+    """The call's RTCPeerConnection has the controller's STUN and TURN servers, the TURN
+    credentials this agent's, and the browser asked both."""
     stun_turn, servers = ice
     used = await page.evaluate(
         "() => window.peerConnections.at(-1).getConfiguration().iceServers")
@@ -179,8 +142,20 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
     assert stun_turn.bindings > 0  # the browser asked the STUN server its address
     assert (turn_user, True) in stun_turn.allocations  # and TURN, with those credentials
 
-    # The caller talks (a tone) and the browser's fake microphone beeps: both ways.
-    await caller.ari.play(ours, "tone:440/2000,0/500", uuid.uuid4().hex)
+
+async def sees_earlier_chat(page: Page, chat: str) -> None:
+    pane = page.locator("[data-region=customer]")
+    await pane.get_by_role("heading", name="Liu Yang").wait_for()
+    entry = pane.locator(f".c360-entry[data-id='{chat}']")
+    await entry.locator("summary").click()
+    await entry.get_by_text("my router keeps rebooting").wait_for()
+    await desk_browser.screenshot(page, "desk-call-customer")
+
+
+async def talks_both_ways(page: Page, phone: MediaPhone) -> None:
+    """The caller speaks (the handset's tone) and the browser receives it; the agent
+    speaks (the fake microphone) and the caller's handset hears it."""
+    phone.talking = True
 
     async def flowing() -> dict[str, Any] | None:
         now = await audio(page)
@@ -194,10 +169,32 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
             else None
 
     await eventually(grown, 10, "audio still flowing")
-    heard = await asterisk_received(caller, f"webrtc-{username}")
-    assert heard > 25, f"Asterisk received {heard} RTP packets from the browser"
+    phone.talking = False
+    phone.mark()
+    await phone.hears()
 
-    # A key on the keypad reaches the caller (RFC 4733 through the bridge).
+
+async def mutes(page: Page, phone: MediaPhone) -> None:
+    """Muted, the caller hears silence (JsSIP disables the track: RTP goes on, silent);
+    unmuted, the agent again."""
+    mute = page.locator(".softphone button.mute")
+    await mute.click()
+    await expect(mute).to_have_attribute("aria-pressed", "true")
+    await phone.quiet(10)  # what was on its way before the click is in
+    phone.mark()
+    await phone.quiet(100)  # two seconds of the agent's speech, and none of it heard
+    assert phone.loud == 0, f"the caller heard {phone.loud} loud frames while muted"
+    await desk_browser.screenshot(page, "desk-call-muted")
+    await mute.click()
+    await expect(mute).to_have_attribute("aria-pressed", "false")
+    phone.mark()
+    await phone.hears()
+
+
+async def keypad_and_hold(page: Page, caller: Caller, ours: str, theirs: str,
+                          moh: tuple[Counter[str], Counter[str]]) -> None:
+    """A key on the keypad reaches the caller (RFC 4733 through the bridge); hold plays
+    the caller music until the agent takes the call back."""
     await page.click(".softphone button.keys")
     await page.click(".softphone .keypad button[data-key='5']")
 
@@ -208,9 +205,8 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
     await eventually(key_heard, 10, "the caller to hear key 5")
     await page.wait_for_function(
         "() => Number(document.querySelector('.softphone .timer').dataset.seconds) >= 1")
-    await desk_browser.screenshot(page, "desk-phone-talking")
-
-    # Hold: the caller hears music until the agent takes the call back.
+    await desk_browser.screenshot(page, "desk-call-talking")
+    music, music_stops = moh
     held = music[theirs]
     await page.click(".softphone button.hold")
     await eventually(lambda: _gt(music[theirs], held), 10, "music for the held caller")
@@ -218,20 +214,104 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
     stopped = music_stops[theirs]
     await page.click(".softphone button.hold")
     await eventually(lambda: _gt(music_stops[theirs], stopped), 10, "the music to stop")
-    assert await desk_browser.unlabelled(page) == []
 
-    await page.click(".softphone button.hangup")
-    await page.wait_for_selector("[data-region=phone][data-call=idle]")
-    closed = await contact_of(db, theirs, ("closed",))
-    assert closed.id == contact.id and closed.close_reason == "completed"
+
+async def wraps_up_with_a_ticket(page: Page, contact: str) -> None:
+    """After the hang-up the call's conversation is in wrap-up: a ticket from it, a
+    disposition, and Wrap-up done."""
+    tab = page.locator(f".conv-tab[data-contact='{contact}']")
+    await page.locator(".wrapup button.wrapup-done").wait_for()
+    await expect(tab).to_have_attribute("data-state", "wrapup")
+    await page.click(".wrapup button.new-ticket")
+    await page.fill(f"#ticket-subject-{contact}", "Router keeps rebooting")
+    await page.select_option(f"#ticket-priority-{contact}", "high")
+    await page.click(f"#ticket-{contact} button[type=submit]")
+    await page.wait_for_selector(".wrapup .note:has-text('created')")
+    await page.fill(f"#disposition-{contact}", "follow_up")
+    await page.fill(f"#notes-{contact}", "sending a replacement router")
+    assert await desk_browser.unlabelled(page) == []  # the wrap-up and its ticket form
+    await desk_browser.screenshot(page, "desk-call-wrapup")
+    await page.click(".wrapup button.wrapup-done")
+    await tab.wait_for(state="detached")
+
+
+async def call_record(db: Database, contact: str) -> tuple[list[ContactEvent], list[Any]]:
+    """The contact's events, and the tickets linked to it."""
     async with db.session(readonly=True) as s:
         events = list(await s.scalars(select(ContactEvent).where(
-            ContactEvent.contact_id == contact.id).order_by(ContactEvent.id)))
-    states = [e.to_state for e in events if e.kind == "state"]
-    assert states[-3:] == ["offered", "assigned", "closed"], states
-    await caller.ari.hangup(ours)  # the caller leaves the flow's survey
-    await desk_browser.screenshot(page, "desk-phone-done")
-    assert not errors, errors
+            ContactEvent.contact_id == contact).order_by(ContactEvent.id)))
+        tickets = list((await s.execute(
+            select(Ticket.subject, Ticket.priority, Ticket.customer_id, Ticket.channel)
+            .join(TicketContact, TicketContact.ticket_id == Ticket.id)
+            .where(TicketContact.contact_id == contact))).all())
+    return events, tickets
+
+
+async def test_agent_answers_a_queued_call_in_the_browser_softphone(
+        asterisk: AsteriskProcess, ast_env: dict[str, str], backend: dict[str, str],
+        ctl: CtlProcess, db: Database, caller: Caller, browser: Browser,
+        http: aiohttp.ClientSession, tmp_path: Path,
+        moh: tuple[Counter[str], Counter[str]],
+        ice: tuple[stun.StunTurn, list[dict[str, Any]]]) -> None:
+    env = {**os.environ, **ast_env, **backend}
+    base = f"http://127.0.0.1:{ctl.port}"
+    number = f"+1555126{uuid.uuid4().int % 10000:04d}"
+    (username, password), chat, _ = await asyncio.gather(
+        browser_agent(env, "desk"), earlier_chat(base, http, number),
+        publish_flow(env, ctl, tmp_path))
+    phone = await MediaPhone(free_port(socket.SOCK_DGRAM)).open()  # the customer's
+    # The agent's desk phone is registered too (at a port nobody answers on): the offer
+    # must ring the browser, or the test never sees it ringing.
+    await register(asterisk.cfg.sip_port, username, password, free_port(socket.SOCK_DGRAM))
+    context, page, errors = await desk_agent(browser, base, username, password)
+    assert await caller.ari.endpoint_online("PJSIP", f"webrtc-{username}")
+    await page.evaluate("""() => { window.answered = null;
+        window.desk.on("phone:answered", (d) => { window.answered = d; }); }""")
+    async with http.get(f"{base}/api/v1/me/phone") as r:
+        assert r.status == 401  # the account is its agent's only
+    await available(page)
+
+    ours, theirs = await caller.call(DESK_CALL, caller_id=number)
+    line = ""
+    try:
+        await caller.wait(ours, "StasisStart")
+        await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="0")
+        line = await bridge_handset(caller, ours, phone)
+        await page.wait_for_selector(".softphone .call[data-state=ringing]", timeout=30000)
+        await desk_browser.screenshot(page, "desk-call-ringing")
+        await page.click(".softphone button.answer")
+        await page.wait_for_selector("[data-region=phone][data-call=talking]")
+        contact = await contact_of(db, theirs, ("assigned",))
+        assert (await page.evaluate("window.answered"))["contact_id"] == contact.id
+        await uses_ice(page, ice, username)
+
+        await sees_earlier_chat(page, chat)
+        await talks_both_ways(page, phone)
+        await mutes(page, phone)
+        await keypad_and_hold(page, caller, ours, theirs, moh)
+        assert await desk_browser.unlabelled(page) == []
+
+        await page.click(".softphone button.hangup")
+        await page.wait_for_selector("[data-region=phone][data-call=idle]")
+        await wraps_up_with_a_ticket(page, contact.id)
+        closed = await contact_of(db, theirs, ("closed",))
+        assert closed.id == contact.id and closed.close_reason == "completed"
+        events, tickets = await call_record(db, contact.id)
+        states = [e.to_state for e in events if e.kind == "state"]
+        assert states[-4:] == ["offered", "assigned", "wrapup", "closed"], states
+        assert [(e.data["disposition"], e.data["notes"]) for e in events
+                if e.kind == "disposition"] == [("follow_up", "sending a replacement router")]
+        assert tickets == [("Router keeps rebooting", "high", contact.customer_id, "voice")]
+        await caller.wait(ours, "StasisEnd")  # the flow said goodbye
+        await desk_browser.screenshot(page, "desk-call-done")
+        assert not errors, errors
+    finally:  # whatever failed, no handset, bridge or caller of ours outlives the test
+        for channel in (line, ours):
+            with contextlib.suppress(Exception):
+                await caller.ari.hangup(channel)
+        with contextlib.suppress(Exception):
+            await caller.ari.destroy_bridge(line)
+        await phone.close()
     await context.close()
 
 
