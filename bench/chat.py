@@ -73,6 +73,7 @@ class Probe:
         self.pid = pid  # the target's process: its CPU during the load is charged to it
         self.sent: dict[str, float] = {}
         self.lat: list[float] = []
+        self.at: list[float] = []  # when each of `lat` was sent
         self.cpu = 0.0  # seconds of the target's CPU (its process tree) while driven
         self.client_cpu = 0.0
 
@@ -80,6 +81,7 @@ class Probe:
         t0 = self.sent.pop(key, None)
         if t0 is not None:
             self.lat.append(time.perf_counter() - t0)
+            self.at.append(t0)
 
 
 async def drive(sockets: list[aiohttp.ClientWebSocketResponse], frame: Any, probe: Probe,
@@ -282,6 +284,13 @@ async def main(args: argparse.Namespace) -> int:
         print(f"{name:<12}{pct(p.lat, 50):>9.1f}{pct(p.lat, 99):>9.1f}"
               f"{pct(p.lat, 100):>9.1f}{sent - len(p.lat):>7}{1000 * p.cpu / sent:>12.2f}"
               f"{100 * p.client_cpu / (args.seconds + 2):>11.0f}%")
+    if ctl_probe.lat:
+        worst = max(range(len(ctl_probe.lat)), key=ctl_probe.lat.__getitem__)
+        t0 = min(ctl_probe.at)
+        slow = sorted({int(at - t0) for at, lat in zip(ctl_probe.at, ctl_probe.lat, strict=True)
+                       if lat > 0.05})
+        print(f"\nctl: slowest message sent at {ctl_probe.at[worst] - t0:.2f} s; "
+              f"seconds with messages over 50 ms: {slow}")
     p99, b99 = pct(ctl_probe.lat, 99), pct(base_probe.lat, 99)
     ok_abs, ok_ratio = p99 <= 50.0, p99 <= 2 * max(b99, 1.0)
     print(f"\nverdict: p99 {p99:.1f} ms {'<=' if ok_abs else '>'} 50 ms; "
