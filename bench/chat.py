@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.stack import tree_cpu
+from bench.stack import postgres, tree_cpu
 from ctl.agents.service import AgentService, RoutingChanges
 from ctl.store.db import Database
 from tests.integration.harness import CtlProcess, free_port
@@ -132,8 +132,17 @@ async def bare(http: aiohttp.ClientSession, visitors: int, rate: float, seconds:
 
 
 async def through_ctl(http: aiohttp.ClientSession, visitors: int, rate: float,
-                      seconds: float, data_dir: Path) -> Probe:
-    async with ctl_process(data_dir) as (base, db_url, pid):
+                      seconds: float, data_dir: Path, pg: bool = False) -> Probe:
+    async with contextlib.AsyncExitStack() as stack:
+        extra = await stack.enter_async_context(postgres()) if pg else None
+        return await _through_ctl(http, visitors, rate, seconds, data_dir, extra)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _through_ctl(http: aiohttp.ClientSession, visitors: int, rate: float,
+                       seconds: float, data_dir: Path, extra: dict[str, str] | None
+                       ) -> Probe:
+    async with ctl_process(data_dir, extra) as (base, db_url, pid):
         n_agents = (visitors + PER_AGENT - 1) // PER_AGENT
         panels = await agents(http, base, db_url, n_agents)
         probe = Probe(pid)
@@ -218,7 +227,7 @@ async def agents(http: aiohttp.ClientSession, base: str, db_url: str, n: int
 async def ctl_process(data_dir: Path, extra: dict[str, str] | None = None
                       ) -> AsyncIterator[tuple[str, str, int]]:
     port = free_port()
-    db_url = f"sqlite+aiosqlite:///{data_dir}/ctl.db"
+    db_url = (extra or {}).get("CTL_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir}/ctl.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTL_")} | {
         "CTL_DATA_DIR": str(data_dir), "CTL_DATABASE_URL": db_url, "CTL_HTTP_PORT": str(port),
         "CTL_ASTERISK__HTTP_PORT": str(free_port()), "CTL_ASTERISK__AMI_PORT": str(free_port()),
@@ -270,14 +279,14 @@ async def main(args: argparse.Namespace) -> int:
         data_dir = Path(tempfile.mkdtemp(prefix="ctl-bench-chat-"))
         try:
             ctl_probe = await through_ctl(http, args.visitors, args.rate, args.seconds,
-                                          data_dir)
+                                          data_dir, args.pg)
         finally:
             if args.keep:
                 _say(f"kept {data_dir} (ctl.log, ctl.db)")
             else:
                 shutil.rmtree(data_dir, ignore_errors=True)
     print(f"{args.visitors} visitors, {args.rate:.0f} msg/s for {args.seconds:.0f} s "
-          f"({sent} messages)\n")
+          f"({sent} messages), ctl on {'PostgreSQL+Redis' if args.pg else 'SQLite'}\n")
     print(f"{'target':<12}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}"
           f"{'CPU ms/msg':>12}{'client CPU':>12}")
     for name, p in (("bare relay", base_probe), ("ctl", ctl_probe)):
@@ -305,6 +314,8 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pg", action="store_true",
+                        help="ctl on PostgreSQL + Redis (as bench.calls --pg)")
     parser.add_argument("--keep", action="store_true",
                         help="keep ctl's data directory (its log and database)")
     parser.add_argument("--serve-relay", type=int, help=argparse.SUPPRESS)
