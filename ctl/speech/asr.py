@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +21,7 @@ from ctl.errors import NotFound, TelephonyError
 from ctl.speech.audio import RtpReceiver, Segmenter, Vad
 from ctl.speech.decoders import complete, decode_in_worker, grammar_phrases, has_phrase
 from ctl.speech.nlp import match_intent
+from ctl.speech.worker import spawn_pool
 from ctl.telephony.ari import AriClient
 from ctl.telephony.events import Event, EventStream
 from ctl.telephony.prompt import Part, Prompt
@@ -133,8 +132,7 @@ class Recognizer:
         # NOTE: decoders hold the GIL for their whole run (~70 ms an utterance): in
         # threads they would stall every call's events. Worker processes (spawned: the
         # controller has threads, fork would copy their locks) use both cores instead.
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(
-            "spawn"))
+        self._pool = spawn_pool(workers)
         self.stats = {"recognitions": 0, "barge_ins": 0}
 
     async def listen(self, call: CallSession, intents: dict[str, list[str]], *,
