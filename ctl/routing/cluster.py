@@ -56,9 +56,17 @@ class Cluster:
     def __init__(self, url: str, node: str, prefix: str = "ctl:", lease_ttl: float = 6.0
                  ) -> None:
         self.node = node
-        # No client-side read timeout: BLPOP and XREADGROUP block on the server's clock.
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=None,
-                                              socket_connect_timeout=5)
+        # Two pools, both waiting for a free connection rather than raising (redis-py's
+        # default pool raises past 100): requests forwarded to the leader each hold one
+        # through their BLPOP, and however many wait, the lease, the command stream and
+        # the pushes keep connections of their own. No client-side read timeout: BLPOP
+        # and XREADGROUP block on the server's clock.
+        def client(max_connections: int) -> aioredis.Redis:
+            return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=15, decode_responses=True,
+                socket_timeout=None, socket_connect_timeout=5))
+
+        self._redis, self._calls = client(16), client(512)
         self._lease_key, self._epoch_key = f"{prefix}routing:leader", f"{prefix}routing:epoch"
         self._stream, self._group = f"{prefix}routing:commands", "leader"
         self._push = f"{prefix}routing:push"
@@ -96,9 +104,9 @@ class Cluster:
     async def call(self, op: str, timeout: float = 15.0, **args: Any) -> Any:
         request = uuid.uuid4().hex
         try:
-            await self._redis.xadd(self._stream, {"id": request, "op": op,
+            await self._calls.xadd(self._stream, {"id": request, "op": op,
                                                   "args": json.dumps(args)}, maxlen=100_000)
-            got = await self._redis.blpop([self._reply + request], timeout=timeout)
+            got = await self._calls.blpop([self._reply + request], timeout=timeout)
         except aioredis.RedisError as e:
             raise RoutingUnavailable(f"routing {op}: Redis failed: {e}") from e
         if got is None:
@@ -176,6 +184,7 @@ class Cluster:
     async def close(self) -> None:
         await self.resign()
         await self._redis.aclose()
+        await self._calls.aclose()
 
 
 def _logged(task: asyncio.Task[Any]) -> None:
