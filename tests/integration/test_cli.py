@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.integration.harness import PROJECT, free_port
 
@@ -121,10 +124,14 @@ def _listening_tcp() -> dict[int, set[str]]:
     return out
 
 
-async def test_up_creates_a_first_admin_once(tmp_path: Path) -> None:
+async def test_up_creates_a_first_admin_once(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """`ctl up` on an empty database makes `admin` (every queue) with a generated password
     kept private for the operator; with any agent there it adds nobody."""
     import asyncio
+
+    for name in [n for n in os.environ if n.startswith("CTL_")]:  # the shared controller's
+        monkeypatch.delenv(name)  # settings, if set up already: the environment wins
 
     from ctl.agents.auth import verify_password
     from ctl.agents.service import AgentService
