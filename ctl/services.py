@@ -81,8 +81,10 @@ class Services:
             if settings.redis_url else None
         self.core = RoutingService(self.db, settings.routing, self.notifier,
                                    publish=self.cluster.publisher() if self.cluster else None)
-        self.routing: Routing = RemoteRouting(self.cluster) if self.cluster else self.core
         self.leading = False
+        self.routing: Routing = RemoteRouting(
+            self.cluster, lambda: self.core if self.leading else None) \
+            if self.cluster else self.core
         self.auth = AuthService(self.db, settings.routing.session_hours, secrets.csrf_key,
                                 Lockout(self.db, settings.desk.lockout_after,
                                         settings.desk.lockout_for))
