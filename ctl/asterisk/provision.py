@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import pwd
@@ -60,7 +61,16 @@ def ensure(cfg: AsteriskSettings) -> Installation:
     found = locate(cfg)
     if found:
         return found
-    build_root(cfg)
+    # Several ctl processes may start at once on a fresh machine (the suite's workers, a
+    # cluster's nodes): one builds, the others wait for it and use its root, instead of
+    # finding its half-built root (debootstrap's mounts in it) and giving up.
+    cfg.root.parent.mkdir(parents=True, exist_ok=True)
+    with open(cfg.root.with_name(cfg.root.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = locate(cfg)
+        if found:
+            return found
+        build_root(cfg)
     return Installation("/usr/sbin/asterisk", cfg.root, *_root_user(cfg.root))
 
 
