@@ -13,7 +13,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,6 +130,33 @@ class Caller:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+    async def rtp_report(self) -> str:
+        """Every SIP channel's RTP counters, to say where audio stopped when a test's
+        phone heard nothing."""
+        lines = []
+        for channel in await self.ari.channels():
+            if not channel["name"].startswith("PJSIP/"):
+                continue
+            try:
+                stats = await self.ari.request("GET", f"/channels/{channel['id']}/rtp_statistics")
+            except Exception as e:  # gone meanwhile
+                stats = {"error": str(e)}
+            lines.append(f"  {channel['name']} ({channel['id']}): sent {stats.get('txcount')}, "
+                         f"received {stats.get('rxcount')}, local {stats.get('local_ssrc')} "
+                         f"remote {stats.get('remote_ssrc')}")
+        bridges = await self.ari.request("GET", "/bridges")
+        lines += [f"  bridge {b['id']} {b.get('technology')}: {b.get('channels')}"
+                  for b in bridges]
+        return "\n".join(["RTP on the Asterisk:", *lines])
+
+    @contextlib.asynccontextmanager
+    async def explains_audio(self) -> AsyncIterator[None]:
+        """An AssertionError inside carries the RTP counters and bridges of the moment."""
+        try:
+            yield
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{await self.rtp_report()}") from e
 
     async def call(self, number: str, caller_id: str = "+15551230001",
                    context: str = "public") -> tuple[str, str]:

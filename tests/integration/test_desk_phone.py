@@ -286,8 +286,9 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         await uses_ice(page, ice, username)
 
         await sees_earlier_chat(page, chat)
-        await talks_both_ways(page, phone)
-        await mutes(page, phone)
+        async with caller.explains_audio():
+            await talks_both_ways(page, phone)
+            await mutes(page, phone)
         await keypad_and_hold(page, caller, ours, theirs, moh)
         assert await desk_browser.unlabelled(page) == []
 

@@ -90,75 +90,77 @@ async def test_supervisor_listens_whispers_barges_and_stops(
     await caller.ari.create_bridge(f"customer-{handset}")
     await caller.ari.add_to_bridge(f"customer-{handset}", ours, handset)
     try:
-        contact = (await contact_of(db, theirs, states=("assigned",))).id
-        path = f"/api/v1/contacts/{contact}/monitor"
+        async with caller.explains_audio():
+            contact = (await contact_of(db, theirs, states=("assigned",))).id
+            path = f"/api/v1/contacts/{contact}/monitor"
 
-        # The call itself: the agent hears the customer.
-        customer.phone.talking = True
-        await agent.phone.hears()
-        await hush(customer.phone, ears=(agent.phone,))
+            # The call itself: the agent hears the customer.
+            customer.phone.talking = True
+            await agent.phone.hears()
+            await hush(customer.phone, ears=(agent.phone,))
 
-        # Listen: the supervisor hears both sides, and nobody hears the supervisor.
-        await sup.panel.call("POST", path, {"mode": "listen"})
-        await sup.panel.next("monitor", 20, monitor__state="active")
-        marked(sup.phone)
-        customer.phone.talking = True
-        await sup.phone.hears()
-        await hush(customer.phone, ears=(agent.phone, sup.phone))
-        sup.phone.talking = agent.phone.talking = True
-        marked(sup.phone, customer.phone, agent.phone)
-        await customer.phone.hears()  # the agent, while the supervisor spoke all along
-        assert agent.phone.loud == 0, f"the agent heard a listening supervisor ({agent.phone.loud})"
-        await hush(agent.phone, sup.phone, ears=(customer.phone, sup.phone))
+            # Listen: the supervisor hears both sides, and nobody hears the supervisor.
+            await sup.panel.call("POST", path, {"mode": "listen"})
+            await sup.panel.next("monitor", 20, monitor__state="active")
+            marked(sup.phone)
+            customer.phone.talking = True
+            await sup.phone.hears()
+            await hush(customer.phone, ears=(agent.phone, sup.phone))
+            sup.phone.talking = agent.phone.talking = True
+            marked(sup.phone, customer.phone, agent.phone)
+            await customer.phone.hears()  # the agent, while the supervisor spoke all along
+            assert agent.phone.loud == 0, \
+                f"the agent heard a listening supervisor ({agent.phone.loud})"
+            await hush(agent.phone, sup.phone, ears=(customer.phone, sup.phone))
 
-        # Whisper: the agent hears the supervisor, the customer does not.
-        await sup.panel.call("POST", path, {"mode": "whisper"})
-        await sup.panel.next("monitor", monitor__mode="whisper")
-        marked(agent.phone, customer.phone)
-        sup.phone.talking = True
-        await agent.phone.hears()
-        assert customer.phone.loud == 0, f"the customer heard a whisper ({customer.phone.loud})"
-        await hush(sup.phone, ears=(agent.phone,))
+            # Whisper: the agent hears the supervisor, the customer does not.
+            await sup.panel.call("POST", path, {"mode": "whisper"})
+            await sup.panel.next("monitor", monitor__mode="whisper")
+            marked(agent.phone, customer.phone)
+            sup.phone.talking = True
+            await agent.phone.hears()
+            assert customer.phone.loud == 0, f"the customer heard a whisper ({customer.phone.loud})"
+            await hush(sup.phone, ears=(agent.phone,))
 
-        # Barge: both hear the supervisor, who still hears them.
-        await sup.panel.call("POST", path, {"mode": "barge"})
-        await sup.panel.next("monitor", monitor__mode="barge")
-        marked(agent.phone, customer.phone)
-        sup.phone.talking = True
-        await agent.phone.hears()
-        await customer.phone.hears()
-        await hush(sup.phone, ears=(agent.phone, customer.phone))
-        marked(sup.phone)
-        customer.phone.talking = True
-        await sup.phone.hears()
-        await hush(customer.phone, ears=(agent.phone, sup.phone))
+            # Barge: both hear the supervisor, who still hears them.
+            await sup.panel.call("POST", path, {"mode": "barge"})
+            await sup.panel.next("monitor", monitor__mode="barge")
+            marked(agent.phone, customer.phone)
+            sup.phone.talking = True
+            await agent.phone.hears()
+            await customer.phone.hears()
+            await hush(sup.phone, ears=(agent.phone, customer.phone))
+            marked(sup.phone)
+            customer.phone.talking = True
+            await sup.phone.hears()
+            await hush(customer.phone, ears=(agent.phone, sup.phone))
 
-        # Stop: the supervisor's phone is hung up; the call goes on, then ends as usual.
-        overview = await sup.panel.call("GET", "/api/v1/supervision")
-        assert [m["contact_id"] for m in overview["monitors"]] == [contact]
-        await sup.panel.call("DELETE", path)
-        await asyncio.wait_for(sup.phone.ended.wait(), 20)
-        marked(agent.phone)
-        customer.phone.talking = True
-        await agent.phone.hears()
-        customer.phone.talking = False
-        await agent.phone.hangup()
-        closed = await contact_of(db, theirs)
-        assert (closed.state, closed.close_reason) == ("closed", "completed")
-        monitor = [(e.data["action"], e.data["mode"], e.data.get("reason"))
-                   for e in await events_of(db, contact) if e.kind == "monitor"]
-        assert monitor == [("started", "listen", None), ("mode", "whisper", None),
-                           ("mode", "barge", None), ("ended", "barge", "stopped")], monitor
-        assert all(e.data["supervisor"] == sup.panel.agent_id and
-                   e.data["agent"] == agent.panel.agent_id
-                   for e in await events_of(db, contact) if e.kind == "monitor")
-        await agent.panel.state("offline")
+            # Stop: the supervisor's phone is hung up; the call goes on, then ends as usual.
+            overview = await sup.panel.call("GET", "/api/v1/supervision")
+            assert [m["contact_id"] for m in overview["monitors"]] == [contact]
+            await sup.panel.call("DELETE", path)
+            await asyncio.wait_for(sup.phone.ended.wait(), 20)
+            marked(agent.phone)
+            customer.phone.talking = True
+            await agent.phone.hears()
+            customer.phone.talking = False
+            await agent.phone.hangup()
+            closed = await contact_of(db, theirs)
+            assert (closed.state, closed.close_reason) == ("closed", "completed")
+            monitor = [(e.data["action"], e.data["mode"], e.data.get("reason"))
+                       for e in await events_of(db, contact) if e.kind == "monitor"]
+            assert monitor == [("started", "listen", None), ("mode", "whisper", None),
+                               ("mode", "barge", None), ("ended", "barge", "stopped")], monitor
+            assert all(e.data["supervisor"] == sup.panel.agent_id and
+                       e.data["agent"] == agent.panel.agent_id
+                       for e in await events_of(db, contact) if e.kind == "monitor")
+            await agent.panel.state("offline")
 
-        async def clean() -> bool:
-            return not [c for c in await caller.ari.channels()
-                        if c["name"].startswith(("Snoop/", f"PJSIP/agent-{sup.username}"))]
+            async def clean() -> bool:
+                return not [c for c in await caller.ari.channels()
+                            if c["name"].startswith(("Snoop/", f"PJSIP/agent-{sup.username}"))]
 
-        await eventually(clean, 10, "no snoop or supervisor channel left behind")
+            await eventually(clean, 10, "no snoop or supervisor channel left behind")
     finally:  # whatever failed, no bridge or handset of ours outlives the test
         for channel in (handset, ours):
             with contextlib.suppress(Exception):
