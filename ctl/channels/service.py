@@ -122,7 +122,7 @@ class ChannelService:
     async def _take(self, identity: tuple[str, str], msg: Inbound, row: dict[str, Any],
                     also: tuple[tuple[str, str], ...] = ()) -> store.Taken:
         """Store the message (one transaction when its contact is open; a new contact
-        first otherwise). PostgreSQL may refuse a concurrent identity or seq: retried."""
+        first otherwise). PostgreSQL may refuse a concurrent identity: retried."""
         for attempt in range(_ATTEMPTS):
             try:
                 taken = await self._db.write(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ _MESSAGES = Base.metadata.tables["messages"]
 _CONTACTS = Base.metadata.tables["contacts"]
 _NEXT_SEQ = (select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
              .where(_MESSAGES.c.contact_id == bindparam("of_contact")).scalar_subquery())
+_SEQ_UNIQUE = "uq_messages_contact_id_seq"
 _INSERT_NEXT = (insert(_MESSAGES).values(seq=_NEXT_SEQ).returning(_MESSAGES.c.seq))
 _DUPLICATE = (select(_MESSAGES.c.id, _MESSAGES.c.contact_id, _MESSAGES.c.customer_id,
                      _MESSAGES.c.seq, _MESSAGES.c.thread)
@@ -65,8 +67,21 @@ def insert_message(s: Session, row: dict[str, Any]) -> tuple[str, int]:
         s.execute(insert(_MESSAGES), {**full, "seq": 0})
         return full["id"], 0
     # The seq in the INSERT itself: one statement, not a SELECT and an INSERT.
-    seq = s.execute(_INSERT_NEXT, {**full, "of_contact": contact_id}).scalar_one()
-    return full["id"], int(seq)
+    params = {**full, "of_contact": contact_id}
+    if s.get_bind().dialect.name == "sqlite":  # one writer at a time: no race
+        return full["id"], int(s.execute(_INSERT_NEXT, params).scalar_one())
+    # PostgreSQL runs two nodes' INSERTs of one conversation side by side and both can
+    # take the same next seq: the unique index refuses the second, which takes the one
+    # after (in a savepoint, so its transaction goes on). Each refusal means another
+    # writer committed one: a conversation would need 100 writers at once to exhaust it.
+    for attempt in range(100):
+        try:
+            with s.begin_nested():
+                return full["id"], int(s.execute(_INSERT_NEXT, params).scalar_one())
+        except IntegrityError as e:
+            if _SEQ_UNIQUE not in str(e) or attempt == 99:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def set_status(s: Session, channel: str, external_id: str, status: str,

@@ -284,8 +284,9 @@ def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-def migrate(url: str) -> None:
-    """Upgrade the database at `url` to the newest schema (blocking; safe in any thread)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to the newest schema, or to `revision` (blocking;
+    safe in any thread)."""
     from alembic import command
     from alembic.config import Config
 
@@ -297,4 +298,4 @@ def migrate(url: str) -> None:
     # in a percent-encoded password.
     cfg.attributes["url"] = url
     with _MIGRATE_LOCK:
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)

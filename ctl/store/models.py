@@ -378,7 +378,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (UniqueConstraint("channel", "external_id"),
-                      Index("ix_messages_contact_id_seq", "contact_id", "seq"),
+                      Index("uq_messages_contact_id_seq", "contact_id", "seq", unique=True),
                       Index("ix_messages_channel_thread", "channel", "thread"))
 
     id: Mapped[str] = _id()

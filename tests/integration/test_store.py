@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -29,7 +31,7 @@ from ctl.customers.identity import normalize_email, normalize_phone
 from ctl.customers.service import CustomerService
 from ctl.errors import ConfigError, InvalidTransition, NotFound
 from ctl.store.db import PROJECT_DIR, Database, is_sqlite, migrate
-from ctl.store.models import Base, Contact, Customer, Identity
+from ctl.store.models import Base, Contact, Customer, Identity, utcnow
 
 PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -38,9 +40,15 @@ PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/p
 async def store_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    if request.param == "sqlite":
+    async with _empty_database(request.param, tmp_path_factory) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _empty_database(kind: str, tmp: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if kind == "sqlite":
         # A missing parent directory: migrate() and Database() must create it.
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('store')}/not/yet/ctl.db"
+        yield f"sqlite+aiosqlite:///{tmp.mktemp('store')}/not/yet/ctl.db"
         return
     name = f"ctl_test_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(PG_ADMIN)
@@ -197,6 +205,58 @@ async def test_messages_of_one_conversation_written_at_once(store_url: str,
     async with store.session(readonly=True) as s:
         stored = await channel_store.of_contact(s, contact.id)
     assert [(m.seq, m.text) for m in stored] == [(n + 1, f"m{n}") for n in range(30)]
+
+
+async def test_two_nodes_writing_one_conversation_never_share_a_seq(
+        store_url: str, store: Database) -> None:
+    """Two controllers store messages of one conversation at once (the visitor's socket
+    on one, the agent's on the other): every message gets a seq of its own."""
+    contact = await ContactService(store).open("chat", external_ref="chat:two-nodes")
+    other = Database(store_url)
+
+    def row(n: int) -> dict[str, Any]:
+        return {"contact_id": contact.id, "channel": "chat", "address": "s",
+                "direction": "in" if n % 2 else "out", "text": f"m{n}", "status": "received"}
+
+    try:
+        got = await asyncio.gather(*(
+            (store if n % 2 else other).write(partial(channel_store.insert_message, row=row(n)))
+            for n in range(40)))
+    finally:
+        await other.close()
+    assert sorted(seq for _, seq in got) == list(range(1, 41))
+    async with store.session(readonly=True) as s:
+        stored = await channel_store.of_contact(s, contact.id)
+    assert sorted(m.seq for m in stored) == list(range(1, 41))
+
+
+async def test_migration_renumbers_messages_that_share_a_seq(
+        store_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Stored before seqs were unique: each duplicate gets the next number, in stored
+    order, and other contacts keep theirs."""
+    kind = "sqlite" if is_sqlite(store_url) else "postgresql"
+    async with _empty_database(kind, tmp_path_factory) as url:
+        await asyncio.to_thread(migrate, url, "0010")
+        db = Database(url)
+        try:
+            dup, clean = [await ContactService(db).open("chat") for _ in range(2)]
+            async with db.session() as s:
+                for n, (contact, seq) in enumerate([(dup.id, 1), (dup.id, 2), (dup.id, 2),
+                                                     (dup.id, 3), (clean.id, 1)]):
+                    await s.execute(text(
+                        "INSERT INTO messages (id, contact_id, channel, direction, seq, "
+                        "address, text, attachments, meta, status, created_at) VALUES "
+                        "(:id, :c, 'chat', 'in', :seq, 's', :t, '[]', '{}', 'received', :at)"),
+                        {"id": f"m{n}", "c": contact, "seq": seq, "t": f"m{n}",
+                         "at": utcnow() + timedelta(seconds=n)})
+                await s.commit()
+            await asyncio.to_thread(migrate, url)
+            async with db.session(readonly=True) as s:
+                got = [(m.text, m.seq) for c in (dup, clean)
+                       for m in await channel_store.of_contact(s, c.id)]
+        finally:
+            await db.close()
+    assert got == [("m0", 1), ("m1", 2), ("m2", 3), ("m3", 4), ("m4", 1)]
 
 
 async def test_ping_raises_when_the_server_is_down() -> None:
