@@ -41,7 +41,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ast_env(data_dir: Path) -> dict[str, str]:
-    rtp = 40000 + slot(200) * 100
+    # RTP ranges of the suite's Asterisks stay below Linux's ephemeral ports (32768-):
+    # every client socket of the suite (phones' RTP, Chromium's WebRTC, sipp, the
+    # other worker's) draws from those, and could take a port an Asterisk just freed
+    # while a peer still sends to it.
+    rtp = 10000 + slot(100) * 100
     return {
         "CTL_DATA_DIR": str(data_dir),
         "CTL_ASTERISK__SIP_PORT": str(free_port(socket.SOCK_DGRAM)),

@@ -91,7 +91,7 @@ def test_asterisk_lifecycle_through_the_cli(tmp_path: Path) -> None:
            "CTL_ASTERISK__SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
            "CTL_ASTERISK__HTTP_PORT": str(free_port()),
            "CTL_ASTERISK__AMI_PORT": str(free_port()),
-           "CTL_ASTERISK__RTP_START": "46000", "CTL_ASTERISK__RTP_END": "46019"}
+           "CTL_ASTERISK__RTP_START": "32700", "CTL_ASTERISK__RTP_END": "32719"}
     up = ctl("asterisk", "up", env=env)
     try:
         assert up.returncode == 0, up.stderr

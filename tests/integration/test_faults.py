@@ -24,7 +24,14 @@ from ctl.settings import load_settings
 from ctl.store.db import Database
 from ctl.store.models import Contact
 from tests.integration import sip
-from tests.integration.harness import Caller, CtlProcess, caller_app, eventually, free_port
+from tests.integration.harness import (
+    Caller,
+    CtlProcess,
+    caller_app,
+    eventually,
+    free_port,
+    slot,
+)
 from tests.integration.media_phone import MediaPhone
 from tests.integration.proxy import CuttableProxy
 from tests.integration.test_calls import assert_nothing_left, events_of, final_contact
@@ -42,8 +49,8 @@ async def fault_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[d
         "CTL_ASTERISK__SIP_PORT": str(free_port()),
         "CTL_ASTERISK__HTTP_PORT": str(http_port),
         "CTL_ASTERISK__AMI_PORT": str(free_port()),
-        "CTL_ASTERISK__RTP_START": "45000",
-        "CTL_ASTERISK__RTP_END": "45099",
+        "CTL_ASTERISK__RTP_START": str(30000 + slot(27) * 100),  # see ast_env
+        "CTL_ASTERISK__RTP_END": str(30099 + slot(27) * 100),
         "CTL_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/ctl-{uuid.uuid4().hex}.db",
         "CTL_HTTP_PORT": str(free_port()),
         # Callbacks ring agents' extensions: a test's SIP phone plays the customer. Queue
