@@ -96,6 +96,7 @@ class Database:
         self._writer: ThreadPoolExecutor | None = None
         self._sync: Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
+        self._solo_sessions: sessionmaker[Session] | None = None
         self._queued: deque[_Queued[Any] | _Turn] = deque()
         self._queue_lock = threading.Lock()
         self._draining = False
@@ -107,6 +108,7 @@ class Database:
             # Each work in its own SAVEPOINT of the group's transaction (see _group).
             self._sync_sessions = sessionmaker(expire_on_commit=False,
                                                join_transaction_mode="create_savepoint")
+            self._solo_sessions = sessionmaker(self._sync, expire_on_commit=False)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ctl-db-writer")
 
     @asynccontextmanager
@@ -219,6 +221,8 @@ class Database:
         undoes only its own part; the others commit. A waiter hears its result only once
         the COMMIT is done, and if the COMMIT fails every waiter gets the error."""
         assert self._sync is not None and self._sync_sessions is not None
+        if len(group) == 1:  # alone: its transaction is its own, no SAVEPOINT needed
+            return [self._solo(group[0])]
         outcomes: list[tuple[bool, Any]] = []
         with self._sync.connect() as conn, conn.begin():
             for q in group:
@@ -235,6 +239,19 @@ class Database:
                         # error): the works before this one are gone too.
                         raise
         return outcomes
+
+    def _solo(self, q: _Queued[Any]) -> tuple[bool, Any]:
+        # A SAVEPOINT and its RELEASE are two statements more, and at a call's pace
+        # (100 calls/s, each transaction ~1 ms) most groups are of one.
+        assert self._solo_sessions is not None
+        if q.future.cancelled():
+            return False, asyncio.CancelledError()
+        try:
+            with self._solo_sessions() as s, s.begin():
+                result = q.work(s)
+        except Exception as e:
+            return False, e
+        return True, result
 
     async def ping(self) -> None:
         async with self._reader.connect() as conn:
