@@ -16,9 +16,11 @@ from ctl.store.models import IDENTITY_KINDS, Base, Contact, Customer, Identity, 
 
 _ATTEMPTS = 3
 _CUSTOMERS, _IDENTITIES = Base.metadata.tables["customers"], Base.metadata.tables["identities"]
-# Built once (bound parameters): identify_in runs on every call's path.
-_FIND = select(Identity.customer_id).where(Identity.kind == bindparam("kind"),
-                                           Identity.value == bindparam("value"))
+# Built once (bound parameters): identify_in runs on every call's path. Core columns,
+# not the ORM's: an ORM select costs the session's ORM compile and result layers.
+_FIND = select(_IDENTITIES.c.customer_id).where(_IDENTITIES.c.kind == bindparam("kind"),
+                                                _IDENTITIES.c.value == bindparam("value"))
+_NEW_CUSTOMER, _NEW_IDENTITY = insert(_CUSTOMERS), insert(_IDENTITIES)
 
 
 class CustomerService:
@@ -125,7 +127,7 @@ def identify_in(s: Session, kind: str, value: str, display_name: str | None = No
     or commit raise IntegrityError: the caller retries its whole transaction.
     """
     if not also:  # the hot path of every call and message: one lookup
-        found = s.scalars(_FIND, {"kind": kind, "value": value}).first()
+        found = s.connection().execute(_FIND, {"kind": kind, "value": value}).scalar()
         return found if found is not None else _create_in(s, kind, value, display_name)
     given = [(kind, value), *also]
     owners = {k_v: s.scalars(_FIND, {"kind": k_v[0], "value": k_v[1]}).first()
@@ -143,7 +145,7 @@ def identify_in(s: Session, kind: str, value: str, display_name: str | None = No
 def _create_in(s: Session, kind: str, value: str, display_name: str | None) -> str:
     # Two plain INSERTs in this order (no unit of work: nothing would tell it that the
     # identity depends on the customer); the tables' column defaults fill the rest.
-    customer_id = new_id()
-    s.execute(insert(_CUSTOMERS), {"id": customer_id, "display_name": display_name})
-    s.execute(insert(_IDENTITIES), {"customer_id": customer_id, "kind": kind, "value": value})
+    customer_id, conn = new_id(), s.connection()
+    conn.execute(_NEW_CUSTOMER, {"id": customer_id, "display_name": display_name})
+    conn.execute(_NEW_IDENTITY, {"customer_id": customer_id, "kind": kind, "value": value})
     return customer_id

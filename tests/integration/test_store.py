@@ -392,6 +392,22 @@ async def test_concurrent_transitions_have_one_winner(store: Database) -> None:
     assert len(await svc.events(c.id)) == 3
 
 
+async def test_concurrent_finishes_close_once(store: Database) -> None:
+    """finish() is Core statements with its own version check: racing finishes (on
+    PostgreSQL side by side) write one final state, and each returns that state."""
+    svc = ContactService(store)
+    c = await svc.open("voice", then=(ContactState.IVR, "flow", None))
+    results = await asyncio.gather(*(svc.finish(
+        c.id, to, "race", logged=[logged("call", {"n": i})])
+        for i, to in enumerate(["closed", "abandoned"] * 4)))
+    events = await svc.events(c.id)
+    finals = [e for e in events if e.to_state in FINAL]
+    assert len(finals) == 1 and {r.state for r in results} == {finals[0].to_state}
+    assert sorted(e.data["n"] for e in events if e.kind == "call") == list(range(8))
+    got = await svc.get(c.id)
+    assert (got.state, got.version, got.close_reason) == (finals[0].to_state, 2, "race")
+
+
 async def test_open_with_its_customer_and_first_move_in_one_transaction(
         store: Database) -> None:
     svc = ContactService(store)
