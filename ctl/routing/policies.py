@@ -58,8 +58,8 @@ class AgentRt:
         self._pairs: frozenset[tuple[str, int]] = frozenset()
         self._profile: list[ProfileEntry] = []  # its profile, lowest priority number first
         self._subsets: list[frozenset[str]] | None = None  # every set of its skills
-        # (queue, channel) -> (how many shelves it had, the agent's, its sets that had none)
-        self._walks: dict[tuple[str, str], tuple[int, list[Any], list[frozenset[str]]]] = {}
+        # (queue, channel) -> (how many shelves it had, or -1 for all its sets; the agent's)
+        self._walks: dict[tuple[str, str], tuple[int, list[Any]]] = {}
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
@@ -86,30 +86,31 @@ class AgentRt:
     def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Any]) -> list[Any]:
         """The shelves (see queues.py) of a queue's channel (`key`) that the agent may find
         something on: those of a set of skills it has, empty ones included (the caller
-        skips them). Shelves are never removed, so the list is kept while their number
-        stays the same; when shelves were made, only the sets of its skills that had none
-        are looked up again."""
+        skips them). The first time, the shelf of every set of its skills is made if there
+        is none yet, so the list is complete for good: shelves are never removed, and
+        they keep appearing as contacts arrive with new sets of skills (dozens between two
+        walks of an agent at 100,000 waiting), which no longer sends it looking again. An
+        agent with many skills looks at the queue's shelves instead, whenever more were
+        made."""
         known = self._walks.get(key)
-        if known is not None and known[0] == len(shelves) and self._derived_from is self.config:
+        if known is not None and self._derived_from is self.config \
+                and (known[0] < 0 or known[0] == len(shelves)):
             return known[1]
         if self._derived_from is not self.config:
             self._derive()
-            known = None
         subsets = self._subsets
         if subsets is None:  # many skills: walk the queue's shelves instead of its subsets
             has = self.config.skills.keys()
             mine = [shelf for names, shelf in shelves.items() if names <= has]
-            missing: list[frozenset[str]] = []
-        else:
-            mine = [] if known is None else known[1]
-            missing = []
-            for names in subsets if known is None else known[2]:
-                shelf = shelves.get(names)
-                if shelf is None:
-                    missing.append(names)
-                else:
-                    mine.append(shelf)
-        self._walks[key] = (len(shelves), mine, missing)
+            self._walks[key] = (len(shelves), mine)
+            return mine
+        mine = []
+        for names in subsets:
+            shelf = shelves.get(names)
+            if shelf is None:
+                shelf = shelves[names] = []
+            mine.append(shelf)
+        self._walks[key] = (-1, mine)  # -1: complete whatever is made later
         return mine
 
     def open_channels(self) -> tuple[str, ...]:

@@ -153,6 +153,7 @@ class QueueState:
         self.config = config
         self.buckets: dict[tuple[str, Requirement], Bucket] = {}
         # Per channel, per set of required skill names: (head's order, bucket), sorted.
+        # Empty ones too: an agent's first walk makes one for each set of its skills.
         self.shelves: dict[str, dict[frozenset[str], list[tuple[Order, Bucket]]]] = {}
         # Shelves are never removed, so their number per channel changes exactly when one
         # is made (AgentRt.shelves keeps an agent's own until then).

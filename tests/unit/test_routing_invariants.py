@@ -300,10 +300,10 @@ class Routing(RuleBasedStateMachine):
         for agent in self.engine.agents.values():
             if agent._derived_from is not agent.config:
                 continue  # re-derived at its next walk
-            for (queue_name, channel), (made, mine, _) in agent._walks.items():
+            for (queue_name, channel), (made, mine) in agent._walks.items():
                 queue = self.engine.queues[queue_name]
                 has = agent.config.skills.keys()
-                if made != len(queue.shelves[channel]):
+                if made >= 0 and made != len(queue.shelves[channel]):
                     continue  # stale: brought up to date at its next walk
                 assert sorted(map(id, mine)) == sorted(
                     id(shelf) for names, shelf in queue.shelves[channel].items() if names <= has)
