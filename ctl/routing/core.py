@@ -209,7 +209,6 @@ class Core:
         head it qualifies for or one no better than what it found. The best is the least
         (profile priority, contact order): profile entries of a higher priority number than
         the best found so far are not looked at."""
-        contacts = self.contacts
         queues = self.queues
         cfg = agent.config
         agent_id = cfg.id
@@ -219,11 +218,11 @@ class Core:
             best_order: Order | None = None
             best_live: Live | None = None
             for bucket, priority, _ in direct or ():
-                if not bucket.size or not agent.routable(bucket.channel):
+                if not bucket.members or not agent.routable(bucket.channel):
                     continue
-                first = bucket.head(contacts)
+                first = bucket.top
                 if first is not None and agent_id in first.excluded:
-                    first = next((c for c in bucket.in_order(contacts)
+                    first = next((c for c in bucket.in_order()
                                   if agent_id not in c.excluded), None)
                 if first is not None and (best_order is None or (priority, first.order)
                                           < (best_priority, best_order)):
@@ -258,12 +257,13 @@ class Core:
                             if not (bucket.need <= pairs and (
                                     bucket.skills_only or bucket.requirement.admits(cfg))):
                                 continue  # a level, a language or a tier it lacks
-                            top = found = contacts[order[3]]
+                            top = found = bucket.top
+                            assert top is not None  # listed: it has a head
                             if agent_id in top.excluded or (
                                     delay and top.queued_at + delay > now):
                                 # The slow walk, for agents who declined the head or see
                                 # this queue late: the first contact, in order, it may take.
-                                later = next((c for c in bucket.in_order(contacts)
+                                later = next((c for c in bucket.in_order()
                                               if agent_id not in c.excluded
                                               and c.queued_at + delay <= now), None)
                                 if later is None:
@@ -331,12 +331,12 @@ class Core:
 
     def _unqueue(self, live: Live) -> None:
         if live.bucket is not None:
-            live.bucket.drop(live, self.contacts)
+            live.bucket.drop(live)
 
     def _offer(self, live: Live, agent: AgentRt, now: float) -> None:
         bucket = live.bucket
         if bucket is not None:
-            bucket.drop(live, self.contacts)
+            bucket.drop(live)
         live.state = "offered"
         seq = self._seq
         offer_id = f"o{next(seq)}"

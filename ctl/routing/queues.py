@@ -9,44 +9,57 @@ qualifies for (only a level, a language or a tier can still rule it out) or that
 better than what it found: neither the number of waiting contacts nor that of buckets of
 skills it lacks comes into its cost. Contacts for one agent (sticky routing, transfers)
 are on no shelf: the engine keeps their buckets by agent. Heaps delete lazily: an entry
-is live only while its contact still points at it.
+is live only while its bucket still has a contact of that order.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import struct
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 
-# (-priority, enqueued_at, sequence, contact id): the smallest is served first. Typed as
-# a tuple of any length on purpose: mypyc keeps a fixed-length tuple unboxed and boxes a
-# new copy wherever it is stored, which would break the identity a heap entry is told
-# from a stale one by (Bucket.push).
-Order = tuple[Any, ...]
+# A contact's place: (-priority, enqueued_at, arrival sequence) as one integer that sorts
+# like that tuple, the smallest served first (order_key). Heaps and shelves compare one
+# int each time instead of tuples element by element (and a tuple's float is one more
+# object to fetch from memory): a decision makes a few dozen such comparisons.
+Order = int
 
 _sequence: Final = itertools.count()
 _NONE: Final[frozenset[str]] = frozenset()
+_SIGN: Final = 1 << 63
+_ALL: Final = (1 << 64) - 1
+
+
+def order_key(priority: int, enqueued_at: float, sequence: int) -> int:
+    """(-priority, enqueued_at, sequence) packed into one int of the same order: any
+    priority, any float time but NaN, a sequence below 2**64. The float's IEEE 754 bits
+    sort like it once a negative one's are all flipped and a positive one's sign bit set."""
+    if enqueued_at == 0.0:
+        enqueued_at = 0.0  # -0.0 equals 0.0, as in a tuple's comparison
+    bits: int = int.from_bytes(struct.pack(">d", enqueued_at), "big")
+    bits ^= _ALL if bits & _SIGN else _SIGN
+    return (-priority << 128) + (bits << 64) + sequence
 
 
 class Live:
     """A contact the engine holds, from enqueue until it no longer occupies an agent."""
 
-    __slots__ = ("agent", "bucket", "callback", "entry", "excluded", "offers", "order",
+    __slots__ = ("agent", "bucket", "callback", "excluded", "offers", "order",
                  "queue", "queued_at", "req", "state", "step")
 
     def __init__(self, req: ContactRequest) -> None:
         self.req = req
         self.queue = req.queue
         self.queued_at = req.enqueued_at  # entry into its current queue (overflow moves it)
-        self.order: Order = (-req.priority, req.enqueued_at, next(_sequence), req.id)
+        self.order: Order = order_key(req.priority, req.enqueued_at, next(_sequence))
         self.step = 0
         self.state = "queued"  # queued | offered | assigned | wrapup
         self.bucket: Bucket | None = None
-        self.entry: Order | None = None
         # Immutable, and one shared empty set until needed: a waiting contact then holds
         # two fewer objects for the garbage collector to walk (see bench/README.md).
         self.offers: frozenset[str] = _NONE  # its pending offers
@@ -83,9 +96,13 @@ class Bucket:
     # a shelf holds at most a few dozen buckets (the levels of a set of skills), where
     # bisect and list.insert beat a SortedList and iterating it costs nothing to start.
     shelf: list[tuple[Order, Bucket]] | None
+    # Orders, lazily deleted: one is live while `members` has it. A contact put back
+    # (declined, timed out) keeps its order, so a stale copy of it may still be in the
+    # heap: it is the same contact, and either copy leaves with it.
     heap: list[Order] = field(default_factory=list)
-    size: int = 0  # live entries
+    members: dict[Order, Live] = field(default_factory=dict)  # its contacts by order
     listed: Order | None = None  # the head's order, as on the shelf
+    top: Live | None = None  # the head
     # The required skills as (skill, level) pairs, and whether they are the whole
     # requirement: then an agent qualifies if its own pairs include them (AgentRt.pairs).
     need: frozenset[tuple[str, int]] = frozenset()
@@ -97,26 +114,23 @@ class Bucket:
         self.skills_only = not req.languages and not req.tiers and req.agent is None
 
     def push(self, live: Live) -> None:
-        o = live.order
-        # A new tuple each time: identity tells this entry from one left by an earlier stay
-        # (a requeued contact keeps its order, so equality cannot).
-        entry: Order = (o[0], o[1], o[2], o[3])
-        live.bucket, live.entry = self, entry
-        heapq.heappush(self.heap, entry)
-        self.size += 1
-        if self.listed is None or entry < self.listed:
-            self._list(entry)
+        order = live.order
+        live.bucket = self
+        self.members[order] = live
+        heapq.heappush(self.heap, order)
+        if self.listed is None or order < self.listed:
+            self._list(live)
 
-    def drop(self, live: Live, contacts: dict[str, Live]) -> None:
+    def drop(self, live: Live) -> None:
         """Forget `live` (its heap entry goes stale and is discarded when it surfaces)."""
-        live.bucket, live.entry = None, None
-        self.size -= 1
+        live.bucket = None
+        del self.members[live.order]
         if live.order == self.listed:
-            head = self.head(contacts)
-            self._list(None if head is None else head.order)
+            self._list(self.head())
 
-    def _list(self, order: Order | None) -> None:
+    def _list(self, head: Live | None) -> None:
         """Keep the bucket's place on its shelf: under its head's order, or off if empty."""
+        order = None if head is None else head.order
         shelf = self.shelf
         if shelf is not None:
             if self.listed is not None:
@@ -124,28 +138,21 @@ class Bucket:
                 del shelf[bisect_left(shelf, (self.listed,))]
             if order is not None:
                 insort(shelf, (order, self))
-        self.listed = order
+        self.listed, self.top = order, head
 
-    def current(self, entry: Order, contacts: dict[str, Live]) -> Live | None:
-        """The contact of a heap entry, if that entry is still its place here (not stale)."""
-        live = contacts.get(entry[3])
-        return live if live is not None and live.entry is entry and live.bucket is self \
-            else None
-
-    def head(self, contacts: dict[str, Live]) -> Live | None:
-        heap = self.heap
+    def head(self) -> Live | None:
+        heap, members = self.heap, self.members
         while heap:
-            entry = heap[0]
-            live = contacts.get(entry[3])  # current(), inlined: once or twice per decision
-            if live is not None and live.entry is entry and live.bucket is self:
+            live = members.get(heap[0])
+            if live is not None:
                 return live
             heapq.heappop(heap)
         return None
 
-    def in_order(self, contacts: dict[str, Live]) -> list[Live]:
+    def in_order(self) -> list[Live]:
         """Every live contact, best first: for the rare walks past the head."""
-        found = (self.current(order, contacts) for order in sorted(self.heap))
-        return [live for live in found if live is not None]
+        members = self.members
+        return [members[order] for order in sorted(members)]
 
 
 class QueueState:

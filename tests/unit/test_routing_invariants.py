@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -40,6 +40,7 @@ from ctl.routing.model import (
     Requirement,
     Step,
 )
+from ctl.routing.queues import order_key
 
 QUEUES = ("q0", "q1", "q2")
 SKILLS = ("en", "fr", "billing")
@@ -294,9 +295,14 @@ class Routing(RuleBasedStateMachine):
                     for bucket in queue.buckets.values():
                         if bucket.shelf is not shelf:
                             continue
-                        head = bucket.head(contacts)
+                        head = bucket.head()
+                        assert bucket.top is head
                         assert listed.get(id(bucket)) == (None if head is None else head.order)
                         assert {s for s, _ in bucket.requirement.skills} == names
+            for bucket in queue.buckets.values():
+                assert bucket.members == {live.order: live for live in contacts.values()
+                                          if live.bucket is bucket}
+                assert set(bucket.members) <= set(bucket.heap)
         for agent in self.engine.agents.values():
             if agent._derived_from is not agent.config:
                 continue  # re-derived at its next walk
@@ -327,3 +333,19 @@ Routing.TestCase.settings = settings(
     deadline=None, suppress_health_check=[HealthCheck.too_slow])
 test_routing_invariants = Routing.TestCase
 
+
+
+_PLACES = st.tuples(st.integers(-10**20, 10**20) | st.integers(0, 3),
+                    st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0, 5e-324, -5e-324]),
+                    st.integers(0, 2**64 - 1))
+
+
+@given(st.lists(_PLACES, min_size=2, max_size=20))
+def test_order_key_sorts_like_priority_then_time_then_sequence(
+        places: list[tuple[int, float, int]]) -> None:
+    """A contact's order is one int (queues.order_key): it must sort exactly as the tuple
+    (-priority, enqueued_at, sequence) it stands for, ties included (-0.0 equals 0.0)."""
+    keys = [(order_key(*p), (-p[0], p[1], p[2])) for p in places]
+    for a, ta in keys:
+        for b, tb in keys:
+            assert (a < b) == (ta < tb) and (a == b) == (ta == tb), (ta, tb)
