@@ -35,7 +35,8 @@ _SUBSETS_UP_TO: Final = 8  # skills; an agent with more checks a queue's shelves
 class AgentRt:
     """An agent as the engine sees it: configuration, state and what occupies it."""
 
-    __slots__ = ("_derived_from", "_pairs", "_profile", "_room", "_room_of", "_subsets",
+    __slots__ = ("_capacity", "_channels", "_derived_from", "_pairs", "_profile", "_room",
+                 "_room_of", "_subsets",
                  "_walks", "config", "contacts", "idle_since", "indexed", "last_offer",
                  "misses", "reason", "state", "total", "used")
 
@@ -58,6 +59,8 @@ class AgentRt:
         self._pairs: frozenset[tuple[str, int]] = frozenset()
         self._profile: list[ProfileEntry] = []  # its profile, lowest priority number first
         self._subsets: list[frozenset[str]] | None = None  # every set of its skills
+        self._capacity: tuple[tuple[str, int], ...] = ()  # its capacity's items
+        self._channels: tuple[str, ...] = ()  # those with room when it holds nothing
         # (queue, channel) -> (how many shelves it had, or -1 for all its sets; the agent's)
         self._walks: dict[tuple[str, str], tuple[int, list[Any]]] = {}
 
@@ -66,6 +69,8 @@ class AgentRt:
         self._pairs = frozenset((s, n) for s, level in cfg.skills.items()
                                 for n in range(1, level + 1))
         self._profile = sorted(cfg.profile, key=lambda entry: entry.priority)
+        self._capacity = tuple(cfg.capacity.items())
+        self._channels = tuple([c for c, n in self._capacity if n > 0])
         names = sorted(cfg.skills)
         self._subsets = None if len(names) > _SUBSETS_UP_TO else [
             frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
@@ -125,14 +130,16 @@ class AgentRt:
 
     def _open(self) -> tuple[str, ...]:
         cfg = self.config
+        if self._derived_from is not cfg:
+            self._derive()
+        if not self.total:
+            return self._channels  # holds nothing: the common case after a contact ends
         used = self.used
-        if cfg.voice_exclusive:
-            if used.get(VOICE, 0):
-                return ()  # a call takes the whole agent
-            if not self.total:
-                return tuple(c for c, n in cfg.capacity.items() if n > 0)
-        return tuple(c for c, n in cfg.capacity.items()
-                     if used.get(c, 0) < n and (c != VOICE or not cfg.voice_exclusive))
+        exclusive = cfg.voice_exclusive
+        if exclusive and used.get(VOICE, 0):
+            return ()  # a call takes the whole agent
+        return tuple([c for c, n in self._capacity
+                      if used.get(c, 0) < n and (c != VOICE or not exclusive)])
 
     def routable(self, channel: str) -> bool:
         return self.state is AVAILABLE and self.has_room(channel)
