@@ -257,8 +257,9 @@ class Core:
                             if not (bucket.need <= pairs and (
                                     bucket.skills_only or bucket.requirement.admits(cfg))):
                                 continue  # a level, a language or a tier it lacks
-                            top = found = bucket.top
+                            top = bucket.top
                             assert top is not None  # listed: it has a head
+                            found = top
                             if agent_id in top.excluded or (
                                     delay and top.queued_at + delay > now):
                                 # The slow walk, for agents who declined the head or see

@@ -21,6 +21,7 @@ from ctl.routing.model import (
     QueueConfig,
     Requirement,
 )
+from ctl.routing.queues import Shelf
 
 # Reading an enum member off its class costs ~80 ns in Python 3.11 (a global: ~10):
 # routable() runs several times per routing decision.
@@ -62,7 +63,7 @@ class AgentRt:
         self._capacity: tuple[tuple[str, int], ...] = ()  # its capacity's items
         self._channels: tuple[str, ...] = ()  # those with room when it holds nothing
         # (queue, channel) -> (how many shelves it had, or -1 for all its sets; the agent's)
-        self._walks: dict[tuple[str, str], tuple[int, list[Any]]] = {}
+        self._walks: dict[tuple[str, str], tuple[int, list[Shelf]]] = {}
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
@@ -88,7 +89,8 @@ class AgentRt:
             self._derive()
         return self._profile
 
-    def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Any]) -> list[Any]:
+    def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Shelf]
+                ) -> list[Shelf]:
         """The shelves (see queues.py) of a queue's channel (`key`) that the agent may find
         something on: those of a set of skills it has, empty ones included (the caller
         skips them). The first time, the shelf of every set of its skills is made if there

@@ -155,13 +155,17 @@ class Bucket:
         return [members[order] for order in sorted(members)]
 
 
+# Bucket heads sorted by their order (see Bucket.shelf).
+Shelf = list[tuple[Order, Bucket]]
+
+
 class QueueState:
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self.buckets: dict[tuple[str, Requirement], Bucket] = {}
         # Per channel, per set of required skill names: (head's order, bucket), sorted.
         # Empty ones too: an agent's first walk makes one for each set of its skills.
-        self.shelves: dict[str, dict[frozenset[str], list[tuple[Order, Bucket]]]] = {}
+        self.shelves: dict[str, dict[frozenset[str], Shelf]] = {}
         # Shelves are never removed, so their number per channel changes exactly when one
         # is made (AgentRt.shelves keeps an agent's own until then).
         self.waiting = 0  # queued or offered: what max_length counts
