@@ -8,7 +8,6 @@ settled: no routable agent qualifies for a contact that waits.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Iterable
 from typing import Final
 
@@ -52,7 +51,7 @@ class Core:
         self.offers: dict[str, Offer] = {}
         self._index = AgentIndex()
         self._timers: list[tuple[float, int, str, str, object]] = []
-        self._seq = itertools.count()
+        self._seq = 0  # offer ids, round-robin turns, timer ties: a plain int, read inline
         self._out: list[Event] = []
         self._configs: dict[str, QueueConfig] = {}
         self._batch: list[Live] | None = None  # placements held until an instant is over
@@ -340,15 +339,16 @@ class Core:
             bucket.drop(live)
         live.state = "offered"
         seq = self._seq
-        offer_id = f"o{next(seq)}"
+        offer_id = f"o{seq}"
         contact_id, agent_id = live.req.id, agent.config.id
         expires_at = now + self._configs[live.queue].offer_timeout
         self.offers[offer_id] = Offer(offer_id, contact_id, agent_id, expires_at)
-        live.offers = live.offers | {offer_id} if live.offers else frozenset((offer_id,))
+        live.offers = (*live.offers, offer_id) if live.offers else (offer_id,)
         agent.take(live.req.channel, contact_id)
-        agent.last_offer = next(seq)
+        agent.last_offer = seq + 1
         self.decisions += 1
-        heapq.heappush(self._timers, (expires_at, next(seq), "offer", offer_id, None))
+        self._seq = seq + 3
+        heapq.heappush(self._timers, (expires_at, seq + 2, "offer", offer_id, None))
         self._out.append(Offered(offer_id, contact_id, agent_id, expires_at))
 
     def _end_offer(self, offer: Offer, reason: str, now: float, requeue: bool = True) -> None:
@@ -400,7 +400,9 @@ class Core:
             self._timer(expiry, "step", live.req.id, live.step)
 
     def _timer(self, when: float, kind: str, ref: str, token: object) -> None:
-        heapq.heappush(self._timers, (when, next(self._seq), kind, ref, token))
+        seq = self._seq
+        self._seq = seq + 1
+        heapq.heappush(self._timers, (when, seq, kind, ref, token))
 
     def _agent(self, agent_id: str) -> AgentRt:
         try:

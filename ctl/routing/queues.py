@@ -61,8 +61,10 @@ class Live:
         self.state = "queued"  # queued | offered | assigned | wrapup
         self.bucket: Bucket | None = None
         # Immutable, and one shared empty set until needed: a waiting contact then holds
-        # two fewer objects for the garbage collector to walk (see bench/README.md).
-        self.offers: frozenset[str] = _NONE  # its pending offers
+        # two fewer objects for the garbage collector to walk (see bench/README.md). Its
+        # pending offers are a tuple (one offer, mostly; ring-all makes a few): cheaper to
+        # make than a set, once per decision, and one the collector stops tracking.
+        self.offers: tuple[str, ...] = ()
         self.excluded: frozenset[str] = _NONE  # agents who declined or missed it
         self.agent: str | None = None
         # Overflowed to a callback: waits on in its place without a caller on the line,
@@ -70,8 +72,7 @@ class Live:
         self.callback = False
 
     def drop_offer(self, offer_id: str) -> None:
-        rest = self.offers - {offer_id}
-        self.offers = rest if rest else _NONE
+        self.offers = tuple([o for o in self.offers if o != offer_id])
 
     @property
     def requirement(self) -> Requirement:
