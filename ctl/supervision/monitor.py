@@ -159,10 +159,12 @@ class Monitors:
                 return
             await self.ari.snoop(session.agent_leg, session.snoop, spy="both", whisper="out",
                                  app_args=f"{SUPERVISOR_LEG},{session.contact_id},{session.id}")
-            await self.ari.set_var(session.snoop, "CTL_FLOW", SUPERVISOR_LEG)
             if not await self._until(session, session.snoop):
                 reason = "call_ended"
                 return
+            # Only now: the snoop enters Stasis from a thread of its own, and ARI refuses
+            # (409) to touch a channel before it is in the application.
+            await self.ari.set_var(session.snoop, "CTL_FLOW", SUPERVISOR_LEG)
             await self.ari.create_bridge(session.bridge)
             async with session.lock:
                 await self.ari.add_to_bridge(session.bridge, session.snoop)
