@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from playwright.async_api import Browser
 from sqlalchemy.engine import make_url
 
 from ctl.asterisk.process import AsteriskProcess
@@ -21,6 +22,7 @@ from ctl.settings import Settings, load_settings
 from ctl.store.db import Database
 from tests.integration import sip, stun
 from tests.integration.agent_api import Panel
+from tests.integration.desk_browser import chromium
 from tests.integration.harness import Caller, CtlProcess, caller_app, free_port, slot
 
 PG_ADMIN = os.environ.get("CTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -32,6 +34,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A client session for one test (a module may override it with a wider scope)."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium shared by one module's pages (each test opens its own)."""
+    async with chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from playwright.async_api import Browser, Page
 
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-from tests.integration.desk_browser import chromium
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +22,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     async with database("sqlite", data_dir) as url, \
             running(channel_settings(data_dir, url)) as a:
         yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def bubbles(page: Page) -> list[str]:

@@ -20,7 +20,6 @@ from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
 from tests.integration.desk_browser import (
     ConsoleErrors,
-    chromium,
     login,
     ready,
     screenshot,
@@ -37,12 +36,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
         settings.routing.queues[1].offer_timeout = 3  # "mail": offers expire quickly
         async with running(settings) as a:
             yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 @pytest.fixture

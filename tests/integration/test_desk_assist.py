@@ -16,13 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.integration.agent_api import Panel
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-from tests.integration.desk_browser import ConsoleErrors, chromium, login, screenshot, unlabelled
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
+from tests.integration.desk_browser import ConsoleErrors, login, screenshot, unlabelled
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from tests.integration import test_email
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
 from tests.integration.desk_browser import (
     ConsoleErrors,
-    chromium,
     login,
     screenshot,
     unlabelled,
@@ -46,12 +45,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory, relay: tuple[Relay, int]
         settings.routing.queues[0].wrapup_seconds = 300.0  # chats ("general"): wrap-up
         async with running(settings) as a:
             yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from tests.integration.channels_app import App, add_agent, channel_settings, dat
 from tests.integration.customer_data import call, contacts, phone, tone
 from tests.integration.desk_browser import (
     ConsoleErrors,
-    chromium,
     login,
     screenshot,
     unlabelled,
@@ -45,12 +44,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
         async with running(settings) as a:
             yield a
     await server.close()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def agent_page(app: App, browser: Browser, lang: str | None = None

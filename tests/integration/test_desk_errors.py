@@ -13,7 +13,7 @@ from playwright.async_api import Browser
 
 from ctl.channels.contract import Inbound
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-from tests.integration.desk_browser import ConsoleErrors, chromium, login, screenshot
+from tests.integration.desk_browser import ConsoleErrors, login, screenshot
 
 WAIT = 20_000
 
@@ -23,12 +23,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     data_dir = tmp_path_factory.mktemp("desk-errors")
     async with database("sqlite", data_dir) as url, running(channel_settings(data_dir, url)) as a:
         yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_a_chinese_desk_shows_the_servers_refusals_in_chinese(app: App,

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-from tests.integration.desk_browser import ConsoleErrors, chromium, login, screenshot
+from tests.integration.desk_browser import ConsoleErrors, login, screenshot
 from tests.integration.test_desk_customer import customer_with_history, select
 
 WAIT = 20_000
@@ -28,12 +28,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     data_dir = tmp_path_factory.mktemp("desk-policy")
     async with database("sqlite", data_dir) as url, running(channel_settings(data_dir, url)) as a:
         yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def page_in(browser: Browser) -> tuple[BrowserContext, Page, ConsoleErrors]:

@@ -23,7 +23,6 @@ from tests.integration.channels_app import (
 )
 from tests.integration.desk_browser import (
     ConsoleErrors,
-    chromium,
     login,
     screenshot,
     unlabelled,
@@ -47,12 +46,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
                                 {"name": "mail", "offer_timeout": 30}], "sticky_wait": 0})
         async with running(settings) as a:
             yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def test_live_tiles_alert_and_take_over(app: App, browser: Browser) -> None:

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.integration.channels_app import App, add_agent, channel_settings, database, running
-from tests.integration.desk_browser import ConsoleErrors, chromium, login, ready, screenshot
+from tests.integration.desk_browser import ConsoleErrors, login, ready, screenshot
 
 PHONE = "[data-region=phone]"
 
@@ -22,12 +22,6 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     data_dir = tmp_path_factory.mktemp("desk-tabs")
     async with database("sqlite", data_dir) as url, running(channel_settings(data_dir, url)) as a:
         yield a
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as b:
-        yield b
 
 
 async def phone_is(page: Page, state: str) -> None:
