@@ -236,23 +236,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    data_dir = Path(tempfile.mkdtemp(prefix="ctl-bench-"))
+def run_main(prefix: str, keep: bool, work: Callable[[Path], list[str]]) -> int:
+    """`work` in a new data directory; the exit status from the verdicts it says failed:
+    1 when calls failed, 2 when only a target was missed."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        uac, sipps = asyncio.run(bench(args, data_dir))
-        failed = report(uac, sipps, args)
+        failed = work(data_dir)
     except KeyboardInterrupt:
         print("interrupted; Asterisk and ctl stopped", file=sys.stderr)
         return 130
     finally:
-        if args.keep:
+        if keep:
             print(f"data dir (ctl-*.log, asterisk/log/): {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
     if "failed calls" in failed:
         return 1
     return 2 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_main("ctl-bench-", args.keep,
+                    lambda data_dir: report(*asyncio.run(bench(args, data_dir)), args))
 
 
 if __name__ == "__main__":

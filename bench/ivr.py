@@ -16,14 +16,12 @@ import asyncio
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.calls import Phase, measure, percentile, place
+from bench.calls import Phase, measure, percentile, place, run_main
 from bench.ivr_profile import Profiler
 from bench.stack import Stack, running
 from bench.uac import Uac
@@ -168,21 +166,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    data_dir = Path(tempfile.mkdtemp(prefix="ctl-bench-ivr-"))
-    try:
-        rounds, profiler = asyncio.run(bench(args, data_dir))
-        failed = report(rounds, profiler, args)
-    except KeyboardInterrupt:
-        print("interrupted; Asterisk and ctl stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"data dir (ctl-*.log, asterisk/log/): {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
-    if "failed calls" in failed:
-        return 1
-    return 2 if failed else 0
+    return run_main("ctl-bench-ivr-", args.keep,
+                    lambda data_dir: report(*asyncio.run(bench(args, data_dir)), args))
 
 
 if __name__ == "__main__":
