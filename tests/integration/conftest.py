@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +22,7 @@ from sqlalchemy.engine import make_url
 from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
 from ctl.settings import Settings, load_settings
-from ctl.store.db import Database
+from ctl.store.db import Database, migrate
 from tests.integration import sip, stun
 from tests.integration.agent_api import Panel
 from tests.integration.desk_browser import chromium
@@ -127,6 +130,41 @@ async def backend(request: pytest.FixtureRequest, data_dir: Path) -> AsyncIterat
     }
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
+
+
+# The storage layer alone: one migrated database per module, on each backend.
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+async def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    async with empty_database(request.param, tmp_path_factory) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def empty_database(kind: str, tmp: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A new, empty database of `kind` ("sqlite" or "postgresql"), dropped after."""
+    if kind == "sqlite":
+        # A missing parent directory: migrate() and Database() must create it.
+        yield f"sqlite+aiosqlite:///{tmp.mktemp('store')}/not/yet/ctl.db"
+        return
+    name = f"ctl_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(PG_ADMIN).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def store(store_url: str) -> AsyncIterator[Database]:
+    await asyncio.to_thread(migrate, store_url)
+    db = Database(store_url)
+    yield db
+    await db.close()
 
 
 @pytest.fixture(scope="session")
