@@ -156,7 +156,7 @@ class ContactService:
 
         def work(s: Session) -> None:
             _load_in(s, contact_id)
-            s.execute(insert(_EVENTS), rows)
+            s.execute(_NEW_EVENTS, rows)
 
         await self._db.write(work)
 
@@ -172,7 +172,7 @@ class ContactService:
                     .where(_CONTACTS.c.id.in_(ids)))}
             rows = [_logged_row(c, e) for c, e in events if c in holders]
             if rows:
-                s.execute(insert(_EVENTS), rows)
+                s.execute(_NEW_EVENTS, rows)
             return holders
 
         return await self._db.write(work) if events else {}
