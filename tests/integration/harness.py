@@ -145,9 +145,8 @@ class Caller:
             lines.append(f"  {channel['name']} ({channel['id']}): sent {stats.get('txcount')}, "
                          f"received {stats.get('rxcount')}, local {stats.get('local_ssrc')} "
                          f"remote {stats.get('remote_ssrc')}")
-        bridges = await self.ari.request("GET", "/bridges")
         lines += [f"  bridge {b['id']} {b.get('technology')}: {b.get('channels')}"
-                  for b in bridges]
+                  for b in await self.ari.bridges()]
         return "\n".join(["RTP on the Asterisk:", *lines])
 
     @contextlib.asynccontextmanager
