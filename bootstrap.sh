@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(python3 python3-venv python3-dev gcc debootstrap sip-tester util-linux
               ca-certificates espeak-ng sox)
 # Only the suite's: the mail server, the browser (and a CJK font for its screenshots),
-# the TLS proxy in front of the desk. A demo machine does not get them.
-TEST_PACKAGES=(dovecot-imapd chromium fonts-wqy-zenhei nginx)
+# the TLS proxy in front of the desk, the STUN/TURN server the softphone is given. A demo
+# machine does not get them.
+TEST_PACKAGES=(dovecot-imapd chromium fonts-wqy-zenhei nginx coturn)
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then

@@ -168,15 +168,16 @@ async def store(store_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
-async def ice() -> AsyncIterator[tuple[stun.StunTurn, list[dict[str, Any]]]]:
-    """The STUN/TURN server the shared controller hands browsers (it answers at once, so
-    a softphone's ICE gathering is as quick as without it), and those settings."""
+def ice(data_dir: Path) -> Iterator[tuple[stun.StunTurn, list[dict[str, Any]]]]:
+    """The STUN/TURN server (coturn) the shared controller hands browsers, and those
+    settings. It relays from 32720-32767: above the suite's Asterisks' RTP ports, below
+    the ephemeral ones (see ast_env)."""
     port = free_port(socket.SOCK_DGRAM)
-    server, transport = await stun.serve(uuid.uuid4().hex, port)
-    yield server, [{"urls": [f"stun:127.0.0.1:{port}"]},
-                   {"urls": [f"turn:127.0.0.1:{port}?transport=udp"], "secret": server.secret,
-                    "ttl": 3600}]
-    transport.close()
+    with stun.serve(uuid.uuid4().hex, port, range(32720, 32768),
+                    data_dir / "turnserver.log") as server:
+        yield server, [{"urls": [f"stun:127.0.0.1:{port}"]},
+                       {"urls": [f"turn:127.0.0.1:{port}?transport=udp"],
+                        "secret": server.secret, "ttl": 3600}]
 
 
 @pytest.fixture(scope="session")
