@@ -26,7 +26,7 @@ from ctl.routing.model import (
     StepExpired,
 )
 from ctl.routing.policies import AVAILABLE, AgentIndex, AgentRt
-from ctl.routing.queues import Bucket, Live, Order, QueueState
+from ctl.routing.queues import EMPTY, Bucket, Live, QueueState, before
 
 _OVERFLOW_HOPS: Final = 8  # a chain of queue overflows longer than this is a configuration loop
 
@@ -214,7 +214,6 @@ class Core:
         direct = self._direct.get(agent_id)
         while True:
             best_priority = 0
-            best_order: Order | None = None
             best_live: Live | None = None
             for bucket, priority, _ in direct or ():
                 if not bucket.members or not agent.routable(bucket.channel):
@@ -223,9 +222,9 @@ class Core:
                 if first is not None and agent_id in first.excluded:
                     first = next((c for c in bucket.in_order()
                                   if agent_id not in c.excluded), None)
-                if first is not None and (best_order is None or (priority, first.order)
-                                          < (best_priority, best_order)):
-                    best_priority, best_order, best_live = priority, first.order, first
+                if first is not None and (best_live is None or (priority, first.order)
+                                          < (best_priority, best_live.order)):
+                    best_priority, best_live = priority, first
             channels = agent.open_channels()
             if not channels:
                 if best_live is None:
@@ -235,12 +234,13 @@ class Core:
             pairs = agent.pairs
             for entry in agent.profile_order():
                 priority = entry.priority
-                if best_order is not None:
+                # What was found so far, as (rank, order): EMPTY ranks after any contact.
+                bound_rank, bound = EMPTY, 0
+                if best_live is not None:
                     if priority > best_priority:
                         break  # the rest of the profile comes after what was found
-                    bound = best_order if priority == best_priority else None
-                else:
-                    bound = None
+                    if priority == best_priority:
+                        bound_rank, bound = best_live.rank, best_live.order
                 delay = entry.delay
                 queue = queues[entry.queue]
                 for channel in channels:
@@ -248,10 +248,13 @@ class Core:
                     if not shelves:
                         continue
                     for shelf in agent.shelves((entry.queue, channel), shelves):
-                        if not shelf or (bound is not None and shelf[0][0] >= bound):
-                            continue  # its best is no better than what was found
-                        for order, bucket in shelf:
-                            if bound is not None and order >= bound:
+                        first_rank = shelf.best
+                        if first_rank == EMPTY or (first_rank >= bound_rank and (
+                                first_rank > bound_rank or shelf.buckets[0].listed >= bound)):
+                            continue  # empty, or its best is no better than what was found
+                        for bucket in shelf.buckets:
+                            rank = bucket.rank
+                            if rank >= bound_rank and (rank > bound_rank or bucket.listed >= bound):
                                 break
                             if not (bucket.need <= pairs and (
                                     bucket.skills_only or bucket.requirement.admits(cfg))):
@@ -269,8 +272,8 @@ class Core:
                                 if later is None:
                                     continue
                                 found = later
-                            if bound is None or found.order < bound:
-                                bound = best_order = found.order
+                            if before(found.rank, found.order, bound_rank, bound):
+                                bound_rank, bound = found.rank, found.order
                                 best_priority, best_live = priority, found
                             if found is top:
                                 break  # every later head on this shelf is worse

@@ -115,7 +115,7 @@ class AgentRt:
         for names in subsets:
             shelf = shelves.get(names)
             if shelf is None:
-                shelf = shelves[names] = []
+                shelf = shelves[names] = Shelf()
             mine.append(shelf)
         self._walks[key] = (-1, mine)  # -1: complete whatever is made later
         return mine

@@ -17,7 +17,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import struct
-from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -33,6 +32,11 @@ _sequence: Final = itertools.count()
 _NONE: Final[frozenset[str]] = frozenset()
 _SIGN: Final = 1 << 63
 _ALL: Final = (1 << 64) - 1
+# An order's rank (rank_of) is small enough for mypyc to keep unboxed in a native attribute
+# and compare without touching the order's int object (one more fetch from memory each
+# time a shelf is looked at): shelves and walks compare ranks, and orders only on a tie.
+_RANK_MAX: Final = 1 << 61
+EMPTY: Final = _RANK_MAX + 1  # the rank of an empty shelf: after every head
 
 
 def order_key(priority: int, enqueued_at: float, sequence: int) -> int:
@@ -46,17 +50,31 @@ def order_key(priority: int, enqueued_at: float, sequence: int) -> int:
     return (-priority << 128) + (bits << 64) + sequence
 
 
+def rank_of(order: Order) -> int:
+    """A coarse order: rank_of(a) < rank_of(b) means a < b, and a < b means rank_of(a) <=
+    rank_of(b) (a shift and a clamp keep the order). For priorities 0-511 it is exact to
+    the 40 first bits of the time's mantissa (a millisecond in epoch seconds): ties are
+    contacts of one priority enqueued that close together."""
+    return max(-_RANK_MAX, min(order >> 76, _RANK_MAX))
+
+
+def before(rank: int, order: Order, other_rank: int, other: Order) -> bool:
+    """order < other, looking at the orders only when their ranks tie."""
+    return rank < other_rank or (rank == other_rank and order < other)
+
+
 class Live:
     """A contact the engine holds, from enqueue until it no longer occupies an agent."""
 
     __slots__ = ("agent", "bucket", "callback", "excluded", "offers", "order",
-                 "queue", "queued_at", "req", "state", "step")
+                 "queue", "queued_at", "rank", "req", "state", "step")
 
     def __init__(self, req: ContactRequest) -> None:
         self.req = req
         self.queue = req.queue
         self.queued_at = req.enqueued_at  # entry into its current queue (overflow moves it)
         self.order: Order = order_key(req.priority, req.enqueued_at, next(_sequence))
+        self.rank: int = rank_of(self.order)
         self.step = 0
         self.state = "queued"  # queued | offered | assigned | wrapup
         self.bucket: Bucket | None = None
@@ -93,16 +111,14 @@ class Bucket:
     queue: str
     channel: str
     requirement: Requirement
-    # (head's order, bucket) of the non-empty buckets, sorted; None: sticky. A plain list:
-    # a shelf holds at most a few dozen buckets (the levels of a set of skills), where
-    # bisect and list.insert beat a SortedList and iterating it costs nothing to start.
-    shelf: list[tuple[Order, Bucket]] | None
+    shelf: Shelf | None  # None: sticky (contacts for one agent)
     # Orders, lazily deleted: one is live while `members` has it. A contact put back
     # (declined, timed out) keeps its order, so a stale copy of it may still be in the
     # heap: it is the same contact, and either copy leaves with it.
     heap: list[Order] = field(default_factory=list)
     members: dict[Order, Live] = field(default_factory=dict)  # its contacts by order
-    listed: Order | None = None  # the head's order, as on the shelf
+    listed: Order = 0  # the head's order, as on the shelf
+    rank: int = EMPTY  # the head's rank; EMPTY: no head, not on the shelf
     top: Live | None = None  # the head
     # The required skills as (skill, level) pairs, and whether they are the whole
     # requirement: then an agent qualifies if its own pairs include them (AgentRt.pairs).
@@ -119,27 +135,30 @@ class Bucket:
         live.bucket = self
         self.members[order] = live
         heapq.heappush(self.heap, order)
-        if self.listed is None or order < self.listed:
+        if before(live.rank, order, self.rank, self.listed):
             self._list(live)
 
     def drop(self, live: Live) -> None:
         """Forget `live` (its heap entry goes stale and is discarded when it surfaces)."""
         live.bucket = None
         del self.members[live.order]
-        if live.order == self.listed:
+        if live is self.top:
             self._list(self.head())
 
     def _list(self, head: Live | None) -> None:
         """Keep the bucket's place on its shelf: under its head's order, or off if empty."""
-        order = None if head is None else head.order
         shelf = self.shelf
+        if shelf is not None and self.rank != EMPTY:
+            del shelf.buckets[shelf.find(self.rank, self.listed)]
+        if head is None:
+            self.listed, self.rank, self.top = 0, EMPTY, None
+        else:
+            self.listed, self.rank, self.top = head.order, head.rank, head
+            if shelf is not None:
+                shelf.buckets.insert(shelf.find(head.rank, head.order), self)
         if shelf is not None:
-            if self.listed is not None:
-                # (listed,) sorts just before (listed, self); orders are unique.
-                del shelf[bisect_left(shelf, (self.listed,))]
-            if order is not None:
-                insort(shelf, (order, self))
-        self.listed, self.top = order, head
+            buckets = shelf.buckets
+            shelf.best = buckets[0].rank if buckets else EMPTY
 
     def head(self) -> Live | None:
         heap, members = self.heap, self.members
@@ -156,8 +175,30 @@ class Bucket:
         return [members[order] for order in sorted(members)]
 
 
-# Bucket heads sorted by their order (see Bucket.shelf).
-Shelf = list[tuple[Order, Bucket]]
+class Shelf:
+    """The non-empty buckets of a queue's channel and set of skill names, sorted by their
+    heads' order. A plain list: a shelf holds at most a few dozen buckets (the levels of a
+    set of skills), where a binary search and list.insert beat a SortedList. `best` is the
+    first one's rank, read by walks without touching the list (EMPTY: none)."""
+
+    __slots__ = ("best", "buckets")
+
+    def __init__(self) -> None:
+        self.buckets: list[Bucket] = []
+        self.best = EMPTY
+
+    def find(self, rank: int, order: Order) -> int:
+        """Where a head of this order is or goes (orders are unique)."""
+        buckets = self.buckets
+        lo, hi = 0, len(buckets)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            b = buckets[mid]
+            if before(b.rank, b.listed, rank, order):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
 
 class QueueState:
@@ -183,6 +224,6 @@ class QueueState:
             names = frozenset(s for s, _ in requirement.skills)
             shelf = shelves.get(names)
             if shelf is None:
-                shelf = shelves[names] = []
+                shelf = shelves[names] = Shelf()
         made = self.buckets[key] = Bucket(self.config.name, channel, requirement, shelf)
         return made, True

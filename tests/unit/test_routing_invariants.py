@@ -40,7 +40,7 @@ from ctl.routing.model import (
     Requirement,
     Step,
 )
-from ctl.routing.queues import order_key
+from ctl.routing.queues import EMPTY, order_key, rank_of
 
 QUEUES = ("q0", "q1", "q2")
 SKILLS = ("en", "fr", "billing")
@@ -290,14 +290,17 @@ class Routing(RuleBasedStateMachine):
         for queue in self.engine.queues.values():
             for shelves in queue.shelves.values():
                 for names, shelf in shelves.items():
-                    assert shelf == sorted(shelf, key=lambda entry: entry[0])
-                    listed = {id(bucket): order for order, bucket in shelf}
+                    orders = [bucket.listed for bucket in shelf.buckets]
+                    assert orders == sorted(orders)
+                    assert shelf.best == (shelf.buckets[0].rank if shelf.buckets else EMPTY)
+                    listed = {id(bucket): bucket.listed for bucket in shelf.buckets}
                     for bucket in queue.buckets.values():
                         if bucket.shelf is not shelf:
                             continue
                         head = bucket.head()
                         assert bucket.top is head
                         assert listed.get(id(bucket)) == (None if head is None else head.order)
+                        assert bucket.rank == (EMPTY if head is None else rank_of(head.order))
                         assert {s for s, _ in bucket.requirement.skills} == names
             for bucket in queue.buckets.values():
                 assert bucket.members == {live.order: live for live in contacts.values()
@@ -349,3 +352,7 @@ def test_order_key_sorts_like_priority_then_time_then_sequence(
     for a, ta in keys:
         for b, tb in keys:
             assert (a < b) == (ta < tb) and (a == b) == (ta == tb), (ta, tb)
+            # Walks compare ranks first (native ints), orders on a tie: a rank must never
+            # sort against its order, nor reach EMPTY (an empty shelf's).
+            assert rank_of(a) <= rank_of(b) if a < b else rank_of(a) >= rank_of(b)
+            assert rank_of(a) < EMPTY
