@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -32,9 +32,11 @@ _DUPLICATE = (select(_MESSAGES.c.id, _MESSAGES.c.contact_id, _MESSAGES.c.custome
                      _MESSAGES.c.external_id == bindparam("external_id")))
 # What a new message needs of its conversation's open contact (no ORM object: this is
 # the hot path of every inbound message).
+# The states are written into the SQL: a list of values would be bound anew, expanded
+# into one parameter each, at every execution.
 _OPEN = (select(_CONTACTS.c.id, _CONTACTS.c.state, _CONTACTS.c.agent_id,
                 _CONTACTS.c.external_ref)
-         .where(_CONTACTS.c.state.in_(OPEN_STATES)))
+         .where(_CONTACTS.c.state.in_([literal_column(f"'{v}'") for v in OPEN_STATES])))
 _OPEN_IN_THREAD = (_OPEN.where(_CONTACTS.c.channel == bindparam("channel"),
                                _CONTACTS.c.external_ref == bindparam("thread"))
                    .order_by(_CONTACTS.c.created_at.desc()).limit(1))
@@ -69,7 +71,7 @@ def insert_message(s: Session, row: dict[str, Any]) -> tuple[str, int]:
     # The seq in the INSERT itself: one statement, not a SELECT and an INSERT.
     params = {**full, "of_contact": contact_id}
     if s.get_bind().dialect.name == "sqlite":  # one writer at a time: no race
-        return full["id"], int(s.execute(_INSERT_NEXT, params).scalar_one())
+        return full["id"], int(s.connection().execute(_INSERT_NEXT, params).scalar_one())
     # PostgreSQL runs two nodes' INSERTs of one conversation side by side and both can
     # take the same next seq: the unique index refuses the second, which takes the one
     # after (in a savepoint, so its transaction goes on). Each refusal means another
@@ -136,7 +138,8 @@ def open_contact(s: Session, channel: str, thread: str | None,
 
 
 def _open_in_thread(s: Session, channel: str, thread: str) -> OpenContact | None:
-    found = s.execute(_OPEN_IN_THREAD, {"channel": channel, "thread": thread}).first()
+    found = s.connection().execute(_OPEN_IN_THREAD,
+                                   {"channel": channel, "thread": thread}).first()
     return OpenContact(*found) if found is not None else None
 
 
@@ -168,7 +171,8 @@ def take(s: Session, identity: tuple[str, str], name: str | None, refs: tuple[st
     the customer (`identity` normalised), find the conversation, store the message."""
     channel, external_id = row["channel"], row.get("external_id")
     if external_id is not None:
-        dup = s.execute(_DUPLICATE, {"channel": channel, "external_id": external_id}).first()
+        dup = s.connection().execute(_DUPLICATE, {"channel": channel,
+                                                  "external_id": external_id}).first()
         if dup is not None and dup.contact_id is not None:
             return Taken("duplicate", dup.customer_id or "", dup.thread, dup.id, dup.seq,
                          dup.contact_id)

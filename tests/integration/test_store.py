@@ -141,6 +141,42 @@ async def test_concurrent_writes_commit_together_and_a_failure_stays_its_own(
         assert 0 < len(commits) < 100  # grouped (each alone would be 200)
 
 
+async def test_a_group_without_failures_runs_without_savepoints(store_url: str,
+                                                                store: Database) -> None:
+    """A group whose works all succeed costs no SAVEPOINT (a fifth of the writer's time
+    at 300 chat messages/s); one with a failure is rolled back and run again, each work
+    in its own SAVEPOINT, so the others still commit exactly once."""
+    if not is_sqlite(store_url):
+        pytest.skip("groups are the SQLite writer thread's")
+    assert store._sync is not None
+    savepoints: list[int] = []
+    event.listen(store._sync, "savepoint", lambda *_: savepoints.append(1))
+    runs: dict[int, int] = {}
+
+    def work(i: int, fail: bool) -> Callable[[Session], int]:
+        def run(s: Session) -> int:
+            runs[i] = runs.get(i, 0) + 1
+            s.add(Customer(id=f"plain-{i}", display_name="p"))
+            s.flush()
+            if fail:
+                raise RuntimeError(f"work {i} fails")
+            return i
+        return run
+
+    assert await asyncio.gather(*(store.write(work(i, False)) for i in range(100))) == \
+        list(range(100))
+    assert savepoints == []
+    assert max(runs.values()) == 1
+    got = await asyncio.gather(*(store.write(work(i, i == 150)) for i in range(100, 200)),
+                               return_exceptions=True)
+    assert savepoints  # the group with the failure ran again in SAVEPOINTs
+    assert [r for r in got if isinstance(r, RuntimeError)] == [got[50]]
+    ids = [f"plain-{i}" for i in range(200)]
+    async with store.session(readonly=True) as s:
+        stored = set(await s.scalars(select(Customer.id).where(Customer.id.in_(ids))))
+    assert stored == set(ids) - {"plain-150"}
+
+
 async def test_messages_of_one_conversation_written_at_once(store_url: str,
                                                           store: Database) -> None:
     """Inbound messages of one chat stored in the same groups: every seq once, in the
