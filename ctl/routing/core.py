@@ -231,8 +231,8 @@ class Core:
                     return
                 self._offer(best_live, agent, now)
                 continue
-            pairs = agent.pairs
-            for entry in agent.profile_order():
+            levels = agent.levels
+            for at, entry in enumerate(agent.profile_order()):
                 priority = entry.priority
                 # What was found so far, as (rank, order): EMPTY ranks after any contact.
                 bound_rank, bound = EMPTY, 0
@@ -247,7 +247,7 @@ class Core:
                     shelves = queue.shelves.get(channel)
                     if not shelves:
                         continue
-                    for shelf in agent.shelves((entry.queue, channel), shelves):
+                    for shelf in agent.shelves(at, channel, shelves):
                         first_rank = shelf.best
                         if first_rank == EMPTY or (first_rank >= bound_rank and (
                                 first_rank > bound_rank or shelf.buckets[0].listed >= bound)):
@@ -256,9 +256,15 @@ class Core:
                             rank = bucket.rank
                             if rank >= bound_rank and (rank > bound_rank or bucket.listed >= bound):
                                 break
-                            if not (bucket.need <= pairs and (
-                                    bucket.skills_only or bucket.requirement.admits(cfg))):
-                                continue  # a level, a language or a tier it lacks
+                            # The shelf is of skills it has: a level, a language or a
+                            # tier it lacks may still rule it out.
+                            if bucket.simple:
+                                if levels.get(bucket.skill1, 0) < bucket.level1:
+                                    continue  # (level1 0: no skill required)
+                                if bucket.level2 and levels.get(bucket.skill2, 0) < bucket.level2:
+                                    continue
+                            elif not bucket.requirement.admits(cfg):
+                                continue
                             top = bucket.top
                             assert top is not None  # listed: it has a head
                             found = top

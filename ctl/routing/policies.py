@@ -36,7 +36,7 @@ _SUBSETS_UP_TO: Final = 8  # skills; an agent with more checks a queue's shelves
 class AgentRt:
     """An agent as the engine sees it: configuration, state and what occupies it."""
 
-    __slots__ = ("_capacity", "_channels", "_derived_from", "_pairs", "_profile", "_room",
+    __slots__ = ("_capacity", "_channels", "_derived_from", "_levels", "_profile", "_room",
                  "_room_of", "_subsets",
                  "_walks", "config", "contacts", "idle_since", "indexed", "last_offer",
                  "misses", "reason", "state", "total", "used")
@@ -57,41 +57,43 @@ class AgentRt:
         self.misses = 0
         self.indexed: dict[ListKey, tuple[Any, ...]] = {}
         self._derived_from: AgentConfig | None = None  # the config of what follows
-        self._pairs: frozenset[tuple[str, int]] = frozenset()
+        self._levels: dict[str, int] = {}  # its skills, as a dict the compiled code reads
         self._profile: list[ProfileEntry] = []  # its profile, lowest priority number first
         self._subsets: list[frozenset[str]] | None = None  # every set of its skills
         self._capacity: tuple[tuple[str, int], ...] = ()  # its capacity's items
         self._channels: tuple[str, ...] = ()  # those with room when it holds nothing
-        # (queue, channel) -> (how many shelves it had, or -1 for all its sets; the agent's)
-        self._walks: dict[tuple[str, str], tuple[int, list[Shelf]]] = {}
+        # For each entry of `_profile`, by channel: (how many shelves it had, or -1 for all
+        # its sets; the agent's). By position, not by a (queue, channel) key: hashing and
+        # comparing that tuple cost more than the rest of the lookup.
+        self._walks: list[dict[str, tuple[int, list[Shelf]]]] = []
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
-        self._pairs = frozenset((s, n) for s, level in cfg.skills.items()
-                                for n in range(1, level + 1))
+        self._levels = dict(cfg.skills)
         self._profile = sorted(cfg.profile, key=lambda entry: entry.priority)
         self._capacity = tuple(cfg.capacity.items())
         self._channels = tuple([c for c, n in self._capacity if n > 0])
         names = sorted(cfg.skills)
         self._subsets = None if len(names) > _SUBSETS_UP_TO else [
             frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
-        self._walks = {}
+        self._walks = [{} for _ in self._profile]
 
     @property
-    def pairs(self) -> frozenset[tuple[str, int]]:
-        """Every (skill, minimum level) the agent meets: s3 meets (s, 1), (s, 2), (s, 3)."""
+    def levels(self) -> dict[str, int]:
+        """Its level of each of its skills."""
         if self._derived_from is not self.config:
             self._derive()
-        return self._pairs
+        return self._levels
 
     def profile_order(self) -> list[ProfileEntry]:
         if self._derived_from is not self.config:
             self._derive()
         return self._profile
 
-    def shelves(self, key: tuple[str, str], shelves: dict[frozenset[str], Shelf]
+    def shelves(self, at: int, channel: str, shelves: dict[frozenset[str], Shelf]
                 ) -> list[Shelf]:
-        """The shelves (see queues.py) of a queue's channel (`key`) that the agent may find
+        """The shelves (see queues.py) of a channel of the queue of its profile entry `at`
+        (in profile_order) that the agent may find
         something on: those of a set of skills it has, empty ones included (the caller
         skips them). The first time, the shelf of every set of its skills is made if there
         is none yet, so the list is complete for good: shelves are never removed, and
@@ -99,17 +101,17 @@ class AgentRt:
         walks of an agent at 100,000 waiting), which no longer sends it looking again. An
         agent with many skills looks at the queue's shelves instead, whenever more were
         made."""
-        known = self._walks.get(key)
-        if known is not None and self._derived_from is self.config \
-                and (known[0] < 0 or known[0] == len(shelves)):
-            return known[1]
         if self._derived_from is not self.config:
             self._derive()
+        walks = self._walks[at]
+        known = walks.get(channel)
+        if known is not None and (known[0] < 0 or known[0] == len(shelves)):
+            return known[1]
         subsets = self._subsets
         if subsets is None:  # many skills: walk the queue's shelves instead of its subsets
             has = self.config.skills.keys()
             mine = [shelf for names, shelf in shelves.items() if names <= has]
-            self._walks[key] = (len(shelves), mine)
+            walks[channel] = (len(shelves), mine)
             return mine
         mine = []
         for names in subsets:
@@ -117,7 +119,7 @@ class AgentRt:
             if shelf is None:
                 shelf = shelves[names] = Shelf()
             mine.append(shelf)
-        self._walks[key] = (-1, mine)  # -1: complete whatever is made later
+        walks[channel] = (-1, mine)  # -1: complete whatever is made later
         return mine
 
     def open_channels(self) -> tuple[str, ...]:

@@ -120,15 +120,24 @@ class Bucket:
     listed: Order = 0  # the head's order, as on the shelf
     rank: int = EMPTY  # the head's rank; EMPTY: no head, not on the shelf
     top: Live | None = None  # the head
-    # The required skills as (skill, level) pairs, and whether they are the whole
-    # requirement: then an agent qualifies if its own pairs include them (AgentRt.pairs).
-    need: frozenset[tuple[str, int]] = frozenset()
-    skills_only: bool = False
+    # When the requirement is no more than two skills (almost always), they are here, read
+    # by walks from the bucket itself: an agent qualifies if its levels reach level1 and
+    # level2 (0: no skill). Otherwise Requirement.admits decides.
+    simple: bool = False
+    skill1: str = ""
+    level1: int = 0
+    skill2: str = ""
+    level2: int = 0
 
     def __post_init__(self) -> None:
         req = self.requirement
-        self.need = frozenset(req.skills)
-        self.skills_only = not req.languages and not req.tiers and req.agent is None
+        skills = req.skills
+        self.simple = len(skills) <= 2 and not req.languages and not req.tiers \
+            and req.agent is None
+        if skills:
+            self.skill1, self.level1 = skills[0]
+        if len(skills) > 1:
+            self.skill2, self.level2 = skills[1]
 
     def push(self, live: Live) -> None:
         order = live.order

@@ -309,7 +309,10 @@ class Routing(RuleBasedStateMachine):
         for agent in self.engine.agents.values():
             if agent._derived_from is not agent.config:
                 continue  # re-derived at its next walk
-            for (queue_name, channel), (made, mine) in agent._walks.items():
+            walks = [(entry.queue, channel, made, mine)
+                     for entry, by_channel in zip(agent._profile, agent._walks, strict=True)
+                     for channel, (made, mine) in by_channel.items()]
+            for queue_name, channel, made, mine in walks:
                 queue = self.engine.queues[queue_name]
                 has = agent.config.skills.keys()
                 if made >= 0 and made != len(queue.shelves[channel]):
