@@ -9,7 +9,7 @@ source.
 
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 # Imported by one another's compiled code: all five are compiled, or none is used.
 ROUTING_CORE = [f"ctl/routing/{name}.py"
@@ -22,6 +22,8 @@ try:
     extensions = mypycify(ROUTING_CORE, opt_level="3", group_name="ctl_routing")
 except (Exception, SystemExit) as e:  # no mypy, or it refused the code (type errors)
     print(f"setup.py: the routing core stays uncompiled: {e!r}", file=sys.stderr)
+# The buckets' heap in C (ctl/routing/_rankheap.c; rankheap.py runs without it).
+extensions.append(Extension("ctl.routing._rankheap", ["ctl/routing/_rankheap.c"]))
 for extension in extensions:
     extension.optional = True  # a failed compile warns and leaves the sources
 

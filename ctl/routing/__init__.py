@@ -53,3 +53,20 @@ def _choose() -> bool:
 
 COMPILED = _choose()
 """Whether the engine's core runs compiled (mypyc) in this process."""
+
+
+def _native_heap() -> bool:
+    built = _built("_rankheap")
+    if built is None or os.environ.get("CTL_ROUTING_PURE"):
+        return False
+    source = _HERE / "_rankheap.c"
+    if source.exists() and built.stat().st_mtime < source.stat().st_mtime:
+        warnings.warn("ctl/routing: _rankheap is older than _rankheap.c; running its Python "
+                      "twin, rankheap.py (rebuild: pip install -e .)", stacklevel=2)
+        return False
+    return True
+
+
+NATIVE_HEAP = _native_heap()
+"""Whether the buckets' heap is the C one (_rankheap.c, built by setup.py with the core,
+but on its own: either may be there without the other) or rankheap.py."""

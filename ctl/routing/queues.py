@@ -14,12 +14,13 @@ is live only while its bucket still has a contact of that order.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
+from ctl.routing import NATIVE_HEAP, rankheap
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
 
 # A contact's place: (-priority, enqueued_at, arrival sequence) as one integer that sorts
@@ -61,6 +62,23 @@ def rank_of(order: Order) -> int:
 def before(rank: int, order: Order, other_rank: int, other: Order) -> bool:
     """order < other, looking at the orders only when their ranks tie."""
     return rank < other_rank or (rank == other_rank and order < other)
+
+
+class Heap(Protocol):
+    """A bucket's orders, the least first: _rankheap.c's RankHeap, or rankheap.py's."""
+
+    def push(self, rank: int, order: Order) -> None: ...
+    def peek(self) -> Order | None: ...
+    def pop(self) -> Order: ...
+    def orders(self) -> list[Order]: ...
+    def __len__(self) -> int: ...
+
+
+new_heap: Callable[[], Heap] = rankheap.RankHeap
+if NATIVE_HEAP:
+    from ctl.routing._rankheap import RankHeap
+
+    new_heap = RankHeap
 
 
 class Live:
@@ -115,7 +133,7 @@ class Bucket:
     # Orders, lazily deleted: one is live while `members` has it. A contact put back
     # (declined, timed out) keeps its order, so a stale copy of it may still be in the
     # heap: it is the same contact, and either copy leaves with it.
-    heap: list[Order] = field(default_factory=list)
+    heap: Heap = field(default_factory=new_heap)
     members: dict[Order, Live] = field(default_factory=dict)  # its contacts by order
     listed: Order = 0  # the head's order, as on the shelf
     rank: int = EMPTY  # the head's rank; EMPTY: no head, not on the shelf
@@ -143,7 +161,7 @@ class Bucket:
         order = live.order
         live.bucket = self
         self.members[order] = live
-        heapq.heappush(self.heap, order)
+        self.heap.push(live.rank, order)
         if before(live.rank, order, self.rank, self.listed):
             self._list(live)
 
@@ -171,12 +189,14 @@ class Bucket:
 
     def head(self) -> Live | None:
         heap, members = self.heap, self.members
-        while heap:
-            live = members.get(heap[0])
+        while True:
+            order = heap.peek()
+            if order is None:
+                return None
+            live = members.get(order)
             if live is not None:
                 return live
-            heapq.heappop(heap)
-        return None
+            heap.pop()
 
     def in_order(self) -> list[Live]:
         """Every live contact, best first: for the rare walks past the head."""

@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ctl.routing
-from ctl.routing import core, engine, model, policies, queues
+from ctl.routing import core, engine, model, policies, queues, rankheap
 
 ROUTING_TESTS = ["test_routing_engine.py", "test_routing_invariants.py",
                  "test_routing_consult.py", "test_simulate.py"]
@@ -33,3 +36,38 @@ def test_the_sources_pass_the_routing_tests_too() -> None:
         env={**os.environ, "CTL_ROUTING_PURE": "1"}, cwd=here.parents[1],
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+_HEAPS = [rankheap.RankHeap]
+if ctl.routing.NATIVE_HEAP:
+    from ctl.routing._rankheap import RankHeap
+
+    _HEAPS.append(RankHeap)
+_PLACE = st.tuples(st.integers(-600, 600), st.floats(-1e10, 1e10) | st.sampled_from([0.0, 1.5]),
+                   st.integers(0, 50))
+
+
+@given(st.lists(st.none() | _PLACE, max_size=60))
+def test_the_heaps_pop_the_least_order_first(ops: list[tuple[int, float, int] | None]) -> None:
+    """rankheap.RankHeap and, where built, its C twin (which compares ranks first, orders
+    on a tie: ties included here, and duplicates) against a sorted list."""
+    for make in _HEAPS:
+        heap, model = make(), []
+        for op in ops:
+            if op is None:
+                if model:
+                    assert heap.pop() == model.pop(0)
+            else:
+                order = queues.order_key(*op)
+                heap.push(queues.rank_of(order), order)
+                model = sorted([*model, order])
+            assert heap.peek() == (model[0] if model else None)
+            assert len(heap) == len(model) and sorted(heap.orders()) == model
+
+
+def test_the_heap_is_the_c_one_where_built() -> None:
+    """Built by setup.py with the core: where the core runs compiled, so does the heap."""
+    built = any((Path(ctl.routing.__file__).parent / f"_rankheap{s}").exists()
+                for s in EXTENSION_SUFFIXES)
+    assert built or not ctl.routing.NATIVE_HEAP
+    assert ctl.routing.NATIVE_HEAP or not (built and ctl.routing.COMPILED)

@@ -305,7 +305,7 @@ class Routing(RuleBasedStateMachine):
             for bucket in queue.buckets.values():
                 assert bucket.members == {live.order: live for live in contacts.values()
                                           if live.bucket is bucket}
-                assert set(bucket.members) <= set(bucket.heap)
+                assert set(bucket.members) <= set(bucket.heap.orders())
         for agent in self.engine.agents.values():
             if agent._derived_from is not agent.config:
                 continue  # re-derived at its next walk
