@@ -1,18 +1,21 @@
-/* A min-heap of contact orders for the routing engine's buckets (queues.py), each kept
- * with its rank (queues.rank_of) in one contiguous array of (rank, order) entries.
+/* A min-heap of contacts for the routing engine's buckets (queues.py): one contiguous
+ * array of (rank, order, contact) entries, the least order first.
  *
  * A heapq list of orders compares int objects scattered over the heap memory: a pop in a
  * bucket of thousands of contacts fetches two of them per level, each a cache miss, and
  * that was a tenth of a routing decision. Here a pop walks the array and compares ranks
- * as C integers; the orders themselves are compared only when ranks tie. rankheap.py is
- * the same heap in Python (heapq), used when this module is not built.
+ * (queues.rank_of) as C integers; the orders themselves are compared only when ranks tie.
+ * The contact comes with its entry, so the bucket needs no lookup by order to see whether
+ * it is still there. rankheap.py is the same heap in Python (heapq), used when this module
+ * is not built.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 typedef struct {
     long long rank;
-    PyObject *order; /* an int: no reference cycles, so the type needs no GC support */
+    PyObject *order; /* an int */
+    PyObject *item;  /* the contact (queues.Live), which refers to its bucket: a cycle */
 } Entry;
 
 typedef struct {
@@ -81,8 +84,8 @@ sift_up(Entry *items, Py_ssize_t size, Py_ssize_t pos)
 static PyObject *
 push(RankHeap *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "push(rank, order) takes 2 arguments");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "push(rank, order, item) takes 3 arguments");
         return NULL;
     }
     long long rank = PyLong_AsLongLong(args[0]);
@@ -100,9 +103,9 @@ push(RankHeap *self, PyObject *const *args, Py_ssize_t nargs)
         self->items = items;
         self->capacity = capacity;
     }
-    Py_INCREF(args[1]);
     self->items[self->size].rank = rank;
-    self->items[self->size].order = args[1];
+    self->items[self->size].order = Py_NewRef(args[1]);
+    self->items[self->size].item = Py_NewRef(args[2]);
     self->size++;
     if (sift_down(self->items, 0, self->size - 1) < 0)
         return NULL; /* the entry is in the array, maybe out of place: as heapq leaves it */
@@ -114,7 +117,7 @@ peek(RankHeap *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->size == 0)
         Py_RETURN_NONE;
-    return Py_NewRef(self->items[0].order);
+    return Py_NewRef(self->items[0].item);
 }
 
 static PyObject *
@@ -124,16 +127,18 @@ pop(RankHeap *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_IndexError, "pop from an empty heap");
         return NULL;
     }
-    PyObject *top = self->items[0].order; /* the reference passes to the caller */
+    Entry top = self->items[0];
     self->size--;
     if (self->size > 0) {
         self->items[0] = self->items[self->size];
         if (sift_up(self->items, self->size, 0) < 0) {
-            Py_DECREF(top);
+            Py_DECREF(top.order);
+            Py_DECREF(top.item);
             return NULL;
         }
     }
-    return top;
+    Py_DECREF(top.order);
+    return top.item; /* its reference passes to the caller */
 }
 
 static PyObject *
@@ -147,27 +152,61 @@ orders(RankHeap *self, PyObject *Py_UNUSED(ignored))
     return list;
 }
 
+static PyObject *
+items(RankHeap *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(self->size);
+    if (list == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < self->size; i++)
+        PyList_SET_ITEM(list, i, Py_NewRef(self->items[i].item));
+    return list;
+}
+
 static Py_ssize_t
 length(RankHeap *self)
 {
     return self->size;
 }
 
+static int
+traverse(RankHeap *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < self->size; i++)
+        Py_VISIT(self->items[i].item);
+    return 0;
+}
+
+static int
+clear(RankHeap *self)
+{
+    Entry *items = self->items;
+    Py_ssize_t size = self->size;
+    self->items = NULL;
+    self->size = self->capacity = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_DECREF(items[i].order);
+        Py_DECREF(items[i].item);
+    }
+    PyMem_Free(items);
+    return 0;
+}
+
 static void
 dealloc(RankHeap *self)
 {
-    for (Py_ssize_t i = 0; i < self->size; i++)
-        Py_DECREF(self->items[i].order);
-    PyMem_Free(self->items);
+    PyObject_GC_UnTrack(self);
+    clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef methods[] = {
     {"push", (PyCFunction)(void (*)(void))push, METH_FASTCALL,
-     "push(rank, order): add an order under its rank (queues.rank_of)"},
-    {"peek", (PyCFunction)peek, METH_NOARGS, "the least order, or None if empty"},
-    {"pop", (PyCFunction)pop, METH_NOARGS, "remove and return the least order"},
+     "push(rank, order, item): add an item under its order and the order's rank"},
+    {"peek", (PyCFunction)peek, METH_NOARGS, "the item of the least order, or None"},
+    {"pop", (PyCFunction)pop, METH_NOARGS, "remove the least order's entry, return its item"},
     {"orders", (PyCFunction)orders, METH_NOARGS, "every order held, in no given order"},
+    {"items", (PyCFunction)items, METH_NOARGS, "every item held, in no given order"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -176,11 +215,13 @@ static PySequenceMethods as_sequence = {.sq_length = (lenfunc)length};
 static PyTypeObject RankHeapType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ctl.routing._rankheap.RankHeap",
-    .tp_doc = "A min-heap of orders compared by rank first (see rankheap.py).",
+    .tp_doc = "A min-heap of items by order, compared by rank first (see rankheap.py).",
     .tp_basicsize = sizeof(RankHeap),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)dealloc,
+    .tp_traverse = (traverseproc)traverse,
+    .tp_clear = (inquiry)clear,
     .tp_methods = methods,
     .tp_as_sequence = &as_sequence,
 };

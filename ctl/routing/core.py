@@ -216,7 +216,7 @@ class Core:
             best_priority = 0
             best_live: Live | None = None
             for bucket, priority, _ in direct or ():
-                if not bucket.members or not agent.routable(bucket.channel):
+                if not bucket.size or not agent.routable(bucket.channel):
                     continue
                 first = bucket.top
                 if first is not None and agent_id in first.excluded:
@@ -242,12 +242,17 @@ class Core:
                     if priority == best_priority:
                         bound_rank, bound = best_live.rank, best_live.order
                 delay = entry.delay
-                queue = queues[entry.queue]
+                walks = agent.walks[at]
                 for channel in channels:
-                    shelves = queue.shelves.get(channel)
-                    if not shelves:
-                        continue
-                    for shelf in agent.shelves(at, channel, shelves):
+                    known = walks.get(channel)
+                    if known is not None and known[0] < 0:
+                        mine = known[1]  # complete for good (AgentRt.shelves)
+                    else:
+                        shelves = queues[entry.queue].shelves.get(channel)
+                        if not shelves:
+                            continue
+                        mine = agent.shelves(at, channel, shelves)
+                    for shelf in mine:
                         first_rank = shelf.best
                         if first_rank == EMPTY or (first_rank >= bound_rank and (
                                 first_rank > bound_rank or shelf.buckets[0].listed >= bound)):

@@ -73,6 +73,11 @@ class Requirement:
         return _requirement(tuple(sorted((skills or {}).items())), tuple(sorted(languages)),
                             tuple(sorted(tiers)), agent)
 
+    def __hash__(self) -> int:
+        # Written out, it is compiled (mypyc) where the generated one runs interpreted; a
+        # requirement is hashed each time a contact joins a bucket (QueueState.bucket).
+        return hash((self.skills, self.languages, self.tiers, self.agent))
+
     def admits(self, agent: AgentConfig) -> bool:
         if self.agent is not None and agent.id != self.agent:
             return False

@@ -38,8 +38,8 @@ class AgentRt:
 
     __slots__ = ("_capacity", "_channels", "_derived_from", "_levels", "_profile", "_room",
                  "_room_of", "_subsets",
-                 "_walks", "config", "contacts", "idle_since", "indexed", "last_offer",
-                 "misses", "reason", "state", "total", "used")
+                 "config", "contacts", "idle_since", "indexed", "last_offer",
+                 "misses", "reason", "state", "total", "used", "walks")
 
     def __init__(self, config: AgentConfig, now: float) -> None:
         self.config = config
@@ -65,7 +65,8 @@ class AgentRt:
         # For each entry of `_profile`, by channel: (how many shelves it had, or -1 for all
         # its sets; the agent's). By position, not by a (queue, channel) key: hashing and
         # comparing that tuple cost more than the rest of the lookup.
-        self._walks: list[dict[str, tuple[int, list[Shelf]]]] = []
+        # profile_order() derives it (a walk reads it after that).
+        self.walks: list[dict[str, tuple[int, list[Shelf]]]] = []
 
     def _derive(self) -> None:
         cfg = self._derived_from = self.config
@@ -76,7 +77,7 @@ class AgentRt:
         names = sorted(cfg.skills)
         self._subsets = None if len(names) > _SUBSETS_UP_TO else [
             frozenset(c) for r in range(len(names) + 1) for c in combinations(names, r)]
-        self._walks = [{} for _ in self._profile]
+        self.walks = [{} for _ in self._profile]
 
     @property
     def levels(self) -> dict[str, int]:
@@ -103,7 +104,7 @@ class AgentRt:
         made."""
         if self._derived_from is not self.config:
             self._derive()
-        walks = self._walks[at]
+        walks = self.walks[at]
         known = walks.get(channel)
         if known is not None and (known[0] < 0 or known[0] == len(shelves)):
             return known[1]

@@ -18,7 +18,7 @@ import itertools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from ctl.routing import NATIVE_HEAP, rankheap
 from ctl.routing.model import ANY, ContactRequest, QueueConfig, Requirement
@@ -65,12 +65,14 @@ def before(rank: int, order: Order, other_rank: int, other: Order) -> bool:
 
 
 class Heap(Protocol):
-    """A bucket's orders, the least first: _rankheap.c's RankHeap, or rankheap.py's."""
+    """A bucket's contacts by order, the least first: _rankheap.c's RankHeap, or
+    rankheap.py's. Its items are Live."""
 
-    def push(self, rank: int, order: Order) -> None: ...
-    def peek(self) -> Order | None: ...
-    def pop(self) -> Order: ...
+    def push(self, rank: int, order: Order, item: object) -> None: ...
+    def peek(self) -> object: ...
+    def pop(self) -> object: ...
     def orders(self) -> list[Order]: ...
+    def items(self) -> list[object]: ...
     def __len__(self) -> int: ...
 
 
@@ -79,6 +81,10 @@ if NATIVE_HEAP:
     from ctl.routing._rankheap import RankHeap
 
     new_heap = RankHeap
+
+
+def _order(live: Live) -> Order:
+    return live.order
 
 
 class Live:
@@ -130,11 +136,13 @@ class Bucket:
     channel: str
     requirement: Requirement
     shelf: Shelf | None  # None: sticky (contacts for one agent)
-    # Orders, lazily deleted: one is live while `members` has it. A contact put back
-    # (declined, timed out) keeps its order, so a stale copy of it may still be in the
-    # heap: it is the same contact, and either copy leaves with it.
+    # Its contacts by order, lazily deleted: an entry is live while its contact's bucket
+    # is this one. A contact put back (declined, timed out) keeps its order, so a stale
+    # copy of it may still be in the heap: it is the same contact, and either copy leaves
+    # with it. (A contact never comes back to a bucket it moved on from: steps only go
+    # forward, and a transfer makes a new one.)
     heap: Heap = field(default_factory=new_heap)
-    members: dict[Order, Live] = field(default_factory=dict)  # its contacts by order
+    size: int = 0  # its contacts (the heap may hold stale copies)
     listed: Order = 0  # the head's order, as on the shelf
     rank: int = EMPTY  # the head's rank; EMPTY: no head, not on the shelf
     top: Live | None = None  # the head
@@ -160,15 +168,15 @@ class Bucket:
     def push(self, live: Live) -> None:
         order = live.order
         live.bucket = self
-        self.members[order] = live
-        self.heap.push(live.rank, order)
+        self.size += 1
+        self.heap.push(live.rank, order, live)
         if before(live.rank, order, self.rank, self.listed):
             self._list(live)
 
     def drop(self, live: Live) -> None:
         """Forget `live` (its heap entry goes stale and is discarded when it surfaces)."""
         live.bucket = None
-        del self.members[live.order]
+        self.size -= 1
         if live is self.top:
             self._list(self.head())
 
@@ -188,20 +196,21 @@ class Bucket:
             shelf.best = buckets[0].rank if buckets else EMPTY
 
     def head(self) -> Live | None:
-        heap, members = self.heap, self.members
+        heap = self.heap
         while True:
-            order = heap.peek()
-            if order is None:
-                return None
-            live = members.get(order)
-            if live is not None:
+            live = cast("Live | None", heap.peek())
+            if live is None or live.bucket is self:
                 return live
             heap.pop()
 
     def in_order(self) -> list[Live]:
         """Every live contact, best first: for the rare walks past the head."""
-        members = self.members
-        return [members[order] for order in sorted(members)]
+        return sorted(self.contacts(), key=_order)
+
+    def contacts(self) -> list[Live]:
+        """Its contacts, in no given order."""
+        live = {id(c): c for c in cast("list[Live]", self.heap.items()) if c.bucket is self}
+        return list(live.values())
 
 
 class Shelf:

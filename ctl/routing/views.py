@@ -79,7 +79,7 @@ def position(engine: Engine, contact_id: str) -> int:
         raise NotFound(f"contact {contact_id} is not waiting")
     ahead = 0
     for bucket in engine.queues[live.queue].buckets.values():
-        ahead += sum(1 for o in bucket.members if o < live.order)
+        ahead += sum(1 for c in bucket.contacts() if c.order < live.order)
     return ahead + 1
 
 

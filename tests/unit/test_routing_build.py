@@ -56,13 +56,14 @@ def test_the_heaps_pop_the_least_order_first(ops: list[tuple[int, float, int] | 
         for op in ops:
             if op is None:
                 if model:
-                    assert heap.pop() == model.pop(0)
+                    assert heap.pop() == ("item", model.pop(0))
             else:
                 order = queues.order_key(*op)
-                heap.push(queues.rank_of(order), order)
+                heap.push(queues.rank_of(order), order, ("item", order))
                 model = sorted([*model, order])
-            assert heap.peek() == (model[0] if model else None)
+            assert heap.peek() == (("item", model[0]) if model else None)
             assert len(heap) == len(model) and sorted(heap.orders()) == model
+            assert sorted(map(repr, heap.items())) == sorted(repr(("item", o)) for o in model)
 
 
 def test_the_heap_is_the_c_one_where_built() -> None:

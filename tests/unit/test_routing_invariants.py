@@ -303,14 +303,15 @@ class Routing(RuleBasedStateMachine):
                         assert bucket.rank == (EMPTY if head is None else rank_of(head.order))
                         assert {s for s, _ in bucket.requirement.skills} == names
             for bucket in queue.buckets.values():
-                assert bucket.members == {live.order: live for live in contacts.values()
-                                          if live.bucket is bucket}
-                assert set(bucket.members) <= set(bucket.heap.orders())
+                held = [live for live in contacts.values() if live.bucket is bucket]
+                assert sorted(map(id, bucket.contacts())) == sorted(map(id, held))
+                assert bucket.size == len(held)
+                assert {live.order for live in held} <= set(bucket.heap.orders())
         for agent in self.engine.agents.values():
             if agent._derived_from is not agent.config:
                 continue  # re-derived at its next walk
             walks = [(entry.queue, channel, made, mine)
-                     for entry, by_channel in zip(agent._profile, agent._walks, strict=True)
+                     for entry, by_channel in zip(agent._profile, agent.walks, strict=True)
                      for channel, (made, mine) in by_channel.items()]
             for queue_name, channel, made, mine in walks:
                 queue = self.engine.queues[queue_name]
