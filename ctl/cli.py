@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ctl import logs
+from ctl import logs, runtime
 from ctl.agents.service import AgentService, RoutingChanges
 from ctl.asterisk.process import AsteriskProcess
 from ctl.asterisk.service import AsteriskService
@@ -239,10 +239,7 @@ async def _serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
     from ctl.app import create_app
 
-    # The database's writer thread gives up the GIL for every SQLite call; at the default
-    # 5 ms switch interval each call's return then waits behind a busy event loop for
-    # up to 5 ms (bench.chat at 500 msg/s: p50 1.4 s at 5 ms, 64 ms at 0.5 ms).
-    sys.setswitchinterval(0.0005)
+    runtime.tune()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -259,7 +256,10 @@ async def _serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         raise PortInUse(f"cannot listen on {settings.http_host}:{settings.http_port}: "
                         f"{e.strerror}", hint="set http_port (CTL_HTTP_PORT)") from None
     log.info("serving", extra=logs.ctx(url=f"http://{settings.http_host}:{settings.http_port}"))
+    runtime.settle()
+    pacer = asyncio.create_task(runtime.pace())
     await stop.wait()
+    pacer.cancel()
     await runner.cleanup()
 
 

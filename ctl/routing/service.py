@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ctl import runtime
 from ctl.contacts.service import move_in
 from ctl.contacts.states import FINAL, ContactState
 from ctl.errors import Forbidden, InvalidTransition, NotFound
@@ -282,7 +282,10 @@ class RoutingService:
             await store.persist(s, events, snap.queue_ids)
         self.engine, self.queue_ids = engine, snap.queue_ids
         if len(engine.contacts) >= _FREEZE_FROM:
-            _freeze_heap()
+            # The rebuilt engine (with 100,000 contacts waiting, a million objects) out
+            # of the collector's reach: each full collection would walk all of it, a
+            # 0.4-1.3 s pause inside whichever routing call triggers it.
+            runtime.settle()
         self._told(events)  # offers made while rebuilding reach the panels now
         log.info("routing: %d agents, %d waiting, %d held", len(snap.agents),
                  len(snap.waiting), len(snap.held))
@@ -333,15 +336,6 @@ class RoutingService:
         live = self.engine.contacts.get(contact_id)
         if live is None or live.agent != agent_id:
             raise Forbidden(f"contact {contact_id} is not yours")
-
-
-def _freeze_heap() -> None:
-    """Take what exists now (the rebuilt engine: with 100,000 contacts waiting, a million
-    objects) out of the cyclic garbage collector's reach: otherwise each full collection
-    walks all of it, a 0.4-1.3 s pause inside whichever routing call triggers it. Objects
-    made since are still collected; the frozen ones are freed by reference counting."""
-    gc.collect()
-    gc.freeze()
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
