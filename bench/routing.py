@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ctl.routing as routing
+from ctl import runtime
 from ctl.routing.engine import Engine
 from ctl.routing.model import (
     ANY,
@@ -464,11 +465,10 @@ def measure(args: argparse.Namespace, backlog: int, with_baseline: bool) -> Size
     setup_s = time.perf_counter() - t0
     idle = sum(1 for a in engine.agents.values()
                if any(a.routable(c) for c in a.config.capacity))
-    # What a long-running service does once it has loaded its state: without this, a full
-    # collection walks every object of the backlog (~1 s at 100,000 contacts) in whatever
-    # operation happens to trigger it.
-    gc.collect()
-    gc.freeze()
+    # What the routing service does once it has rebuilt its state (the same function):
+    # without it, a full collection walks every object of the backlog (~1 s at 100,000
+    # contacts) in whatever operation happens to trigger it.
+    runtime.settle()
     try:
         base = lock = None
         if with_baseline:
