@@ -5,12 +5,12 @@ pace. Both are about one thing, the event loop's pauses.
   5 ms switch interval each call's return then waits behind a busy event loop for up to
   5 ms (bench.chat at 500 msg/s: p50 1.4 s at 5 ms, 64 ms at 0.5 ms).
 - CPython 3.11 collects its youngest generation when allocations outnumber deallocations
-  by 700. With thousands of open chats, objects are born and die at the same pace
-  (a future per waiting socket, replaced at each message), so that count stays low while
-  the youngest generation grows to ~40,000 objects; its collection, in whichever thread
-  allocates next (often the writer's), then took 25-60 ms (bench.chat, 2,000 visitors at
-  500 msg/s): most of the p99. Collected every 50 ms instead, it never holds more than
-  50 ms of garbage (~5 ms at most in the same run).
+  by 700, and any deallocation counts against that. With thousands of open chats,
+  objects are born and die at the same pace, so that count stays low while the youngest
+  generation grows to ~40,000 objects (coroutines, futures of waiting sockets); its
+  collection, in whichever thread allocates next (often the writer's), then took 25-60 ms
+  (bench.chat, 2,000 visitors at 500 msg/s): most of the p99. Collected every 50 ms
+  instead, it holds what 50 ms made (collections of 5-9 ms at most in the same runs).
 - Startup's objects (modules, settings, models: ~170,000) live as long as the process:
   frozen, no full collection walks them again.
 """

@@ -259,8 +259,11 @@ class Database:
             tx = conn.begin()
             try:
                 for q in group:
+                    if q.future.cancelled():  # its caller gave up before it ran
+                        outcomes.append((False, asyncio.CancelledError()))
+                        continue
                     outcomes.append(_run(q, self._joined_sessions, bind=conn))
-                    if not outcomes[-1][0] and not q.future.cancelled():
+                    if not outcomes[-1][0]:  # its session rolled back the whole group
                         return None
                 tx.commit()
             finally:
