@@ -1,7 +1,7 @@
 """The browser softphone's side of a call: an agent logged in to the desk in Chromium with
 its softphone registered, the page's WebRTC stats, the voice the agent speaks into the
-fake microphone, and the customer's handset (a MediaPhone with ears, bridged to the
-caller's end by the test's own ARI app).
+fake microphone; the customer's handset is a MediaPhone with ears, calling in over SIP
+(harness.Caller.dial_in).
 
 Chromium's fake microphone without a file only beeps now and then, and a steady tone
 fades under WebRTC's noise suppression within a second: the agent speaks instead
@@ -18,8 +18,6 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page
 
 from tests.integration import desk_browser, sip
-from tests.integration.harness import Caller
-from tests.integration.media_phone import MediaPhone
 
 # Every RTCPeerConnection the page makes, for its stats (the softphone keeps its own).
 KEEP_CONNECTIONS = """(() => {
@@ -92,16 +90,3 @@ async def register(sip_port: int, username: str, password: str, port: int) -> No
     (await sip.run("uac_register.xml", "-key", "caller", endpoint, "-au", endpoint,
                    "-ap", password, f"127.0.0.1:{sip_port}", "-i", "127.0.0.1",
                    "-p", str(port))).check()
-
-
-async def bridge_handset(caller: Caller, ours: str, phone: MediaPhone) -> str:
-    """Ring the customer's handset (through the anonymous endpoint, as a phone outside
-    would be) and bridge it with the caller's end `ours`: from now on the handset speaks
-    and hears for the caller. Returns its channel id (= the bridge's)."""
-    channel = uuid.uuid4().hex
-    await caller.ari.originate(f"PJSIP/anonymous/sip:customer@{phone.host}:{phone.port}",
-                               channel_id=channel)
-    await caller.wait(channel, "StasisStart")
-    await caller.ari.create_bridge(channel)
-    await caller.ari.add_to_bridge(channel, ours, channel)
-    return channel

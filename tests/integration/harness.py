@@ -165,6 +165,20 @@ class Caller:
                                  other_channel_id=theirs, caller_id=caller_id)
         return ours, theirs
 
+    async def dial_in(self, host: str, port: int, number: str,
+                      caller_id: str = "+15551230001", context: str = "public") -> str:
+        """A customer's handset (a SIP phone at host:port) calls `number`: Asterisk rings it
+        through the anonymous endpoint, as it would a phone outside, and once it answers
+        takes its channel into the dialplan like an incoming call. Returns that channel's
+        id: the caller ctl answers. Calls with ears use this, not call(): the Local pair
+        adds a hop where audio to the handset was lost now and then (see call())."""
+        channel = uuid.uuid4().hex
+        await self.ari.request("POST", "/channels", http=True,
+                               endpoint=f"PJSIP/anonymous/sip:customer@{host}:{port}",
+                               extension=number, context=context, priority=1,
+                               callerId=caller_id, channelId=channel, timeout=30)
+        return channel
+
     async def wait(self, channel_id: str, event_type: str, timeout: float = 15.0
                    ) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:

@@ -1,6 +1,8 @@
 """A SIP phone that answers and has ears: it takes one call on a UDP port (after sipp
-registered that port as an agent's contact), streams PCMU (silence, or a 1 kHz tone while
-`talking`) and counts the loud frames it receives, so a test can tell who hears whom.
+registered that port as an agent's contact, or Asterisk rang it as a customer's handset),
+streams PCMU (silence, or a 1 kHz tone while `talking`) and counts the loud frames it
+receives, so a test can tell who hears whom. Keys go both ways as RFC 4733 telephone-events
+when Asterisk offers them.
 
 sipp cannot tell what audio it received; the bench UAC only places calls.
 """
@@ -14,9 +16,10 @@ import socket
 import struct
 import uuid
 
-from bench.uac import Message, _branch, _message, parse, sdp_media
+from bench.uac import _KEY_CODES, _KEY_FRAMES, Message, _branch, _message, parse, sdp_media
 
 _FRAME = 160  # 20 ms at 8 kHz
+_KEYS = {code: key for key, code in _KEY_CODES.items()}
 _LOUD = 300.0  # RMS of a frame (16-bit scale) above which something is heard
 
 
@@ -67,6 +70,11 @@ class MediaPhone(asyncio.DatagramProtocol):
         self._media: tuple[str, int] | None = None
         self._tag = uuid.uuid4().hex[:10]
         self._tasks: list[asyncio.Task[None]] = []
+        self._event_pt: int | None = None  # telephone-event, if the offer had it
+        self._pressing: list[tuple[str, asyncio.Future[None]]] = []
+        self.keys: list[str] = []  # keys received (RFC 4733), in order
+        self._key_ends: set[int] = set()  # timestamps of the keys in `keys`
+        self._got_key = asyncio.Event()
 
     async def open(self) -> MediaPhone:
         loop = asyncio.get_running_loop()
@@ -110,12 +118,34 @@ class MediaPhone(asyncio.DatagramProtocol):
             raise AssertionError(f"port {self.port} never heard {frames} quiet frames in a "
                                  f"row in {timeout:g}s ({self.loud} loud)") from None
 
+    async def hears_key(self, key: str, timeout: float = 10.0) -> None:
+        """Returns once `key` arrived as a telephone-event."""
+        while key not in self.keys:
+            self._got_key.clear()
+            try:
+                await asyncio.wait_for(self._got_key.wait(), timeout)
+            except TimeoutError:
+                raise AssertionError(f"port {self.port} never got key {key} in {timeout:g}s "
+                                     f"(got {self.keys})") from None
+
+    def _on_event(self, data: bytes) -> None:
+        code, flags, _ = struct.unpack("!BBH", data[12:16])
+        stamp = struct.unpack("!I", data[4:8])[0]
+        if flags & 0x80 and stamp not in self._key_ends:  # its end, once (sent 3 times)
+            self._key_ends.add(stamp)
+            self.keys.append(_KEYS.get(code, "?"))
+            self._got_key.set()
+
     def _on_rtp(self) -> None:
         try:
             data = self._rtp.recv(2048)
         except BlockingIOError:
             return
         if len(data) <= 12:
+            return
+        if data[1] & 0x7F != 0:  # not PCMU
+            if data[1] & 0x7F == self._event_pt and len(data) >= 16:
+                self._on_event(data)
             return
         self.frames += 1
         if rms(data[12:]) > _LOUD:
@@ -128,15 +158,45 @@ class MediaPhone(asyncio.DatagramProtocol):
             if self._want_still and self._still >= self._want_still:
                 self._hush.set()
 
+    # --- mouth -----------------------------------------------------------------------
+
+    async def press(self, key: str) -> None:
+        """One key as RFC 4733 telephone-events, as bench.uac presses it: held 100 ms in
+        place of the voice frames, then its end three times. Returns once it is sent."""
+        assert self._event_pt is not None, "the call has no telephone-event"
+        done = asyncio.get_running_loop().create_future()
+        self._pressing.append((key, done))
+        await done
+
     async def _stream(self) -> None:
         seq, stamp, ssrc = 0, 0, int.from_bytes(os.urandom(4), "big")
         loop = asyncio.get_running_loop()
         due = loop.time()
+        key_at, held = 0, 0  # the pressed key's timestamp, and for how many frames
         while not self.ended.is_set():
             assert self._media is not None
-            header = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, stamp & 0xFFFFFFFF, ssrc)
-            self._rtp.sendto(header + (_TONE if self.talking else _SILENCE), self._media)
-            seq, stamp, due = seq + 1, stamp + _FRAME, due + 0.02
+            if self._pressing:
+                key, done = self._pressing[0]
+                key_at, held = (key_at, held + 1) if held else (stamp, 1)
+                end = held > _KEY_FRAMES
+                for _ in range(3 if end else 1):
+                    header = struct.pack("!BBHII", 0x80, (0x80 if held == 1 else 0) |
+                                         (self._event_pt or 0), seq & 0xFFFF,
+                                         key_at & 0xFFFFFFFF, ssrc)
+                    event = struct.pack("!BBH", _KEY_CODES[key], (0x80 if end else 0) | 10,
+                                        min(held, _KEY_FRAMES) * _FRAME)
+                    self._rtp.sendto(header + event, self._media)
+                    seq += 1
+                if end:
+                    self._pressing.pop(0)
+                    held = 0
+                    if not done.done():
+                        done.set_result(None)
+            else:
+                header = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, stamp & 0xFFFFFFFF, ssrc)
+                self._rtp.sendto(header + (_TONE if self.talking else _SILENCE), self._media)
+                seq += 1
+            stamp, due = stamp + _FRAME, due + 0.02
             await asyncio.sleep(max(0.0, due - loop.time()))
 
     # --- SIP ------------------------------------------------------------------------
@@ -160,6 +220,10 @@ class MediaPhone(asyncio.DatagramProtocol):
             if self._invite is None or msg.get("call-id") == self._invite.get("call-id"):
                 self._invite, self._server = msg, addr
                 self._media = sdp_media(msg.body)
+                self._event_pt = next((int(line.split(":")[1].split()[0])
+                                       for line in msg.body.splitlines()
+                                       if line.startswith("a=rtpmap:") and
+                                       "telephone-event/8000" in line), None)
                 self._reply(msg, addr, 200, self._sdp())
                 if not self.answered.is_set():
                     self.answered.set()
@@ -175,10 +239,13 @@ class MediaPhone(asyncio.DatagramProtocol):
                 self.ended.set()
 
     def _sdp(self) -> str:
-        port = self._rtp.getsockname()[1]
+        port, pt = self._rtp.getsockname()[1], self._event_pt
+        events = [] if pt is None else [f"a=rtpmap:{pt} telephone-event/8000",
+                                        f"a=fmtp:{pt} 0-16"]
         return "\r\n".join(["v=0", f"o=- 1 1 IN IP4 {self.host}", "s=-",
-                            f"c=IN IP4 {self.host}", "t=0 0", f"m=audio {port} RTP/AVP 0",
-                            "a=rtpmap:0 PCMU/8000", "a=sendrecv", ""])
+                            f"c=IN IP4 {self.host}", "t=0 0",
+                            f"m=audio {port} RTP/AVP 0{'' if pt is None else f' {pt}'}",
+                            "a=rtpmap:0 PCMU/8000", *events, "a=sendrecv", ""])
 
     def _reply(self, request: Message, addr: tuple[str, int], status: int,
                sdp: str = "") -> None:

@@ -44,7 +44,6 @@ from tests.integration.desk_phone import (
     agent_voice,
     audio,
     available,
-    bridge_handset,
     browser_agent,
     desk_agent,
     register,
@@ -191,18 +190,13 @@ async def mutes(page: Page, phone: MediaPhone) -> None:
     await phone.hears()
 
 
-async def keypad_and_hold(page: Page, caller: Caller, ours: str, theirs: str,
+async def keypad_and_hold(page: Page, phone: MediaPhone, theirs: str,
                           moh: tuple[Counter[str], Counter[str]]) -> None:
-    """A key on the keypad reaches the caller (RFC 4733 through the bridge); hold plays
-    the caller music until the agent takes the call back."""
+    """A key on the keypad reaches the caller's handset (RFC 4733 through the bridge);
+    hold plays the caller music until the agent takes the call back."""
     await page.click(".softphone button.keys")
     await page.click(".softphone .keypad button[data-key='5']")
-
-    async def key_heard() -> bool:
-        return any(e["type"] == "ChannelDtmfReceived" and e.get("digit") == "5"
-                   for e in caller.events[ours])
-
-    await eventually(key_heard, 10, "the caller to hear key 5")
+    await phone.hears_key("5")
     await page.wait_for_function(
         "() => Number(document.querySelector('.softphone .timer').dataset.seconds) >= 1")
     await desk_browser.screenshot(page, "desk-call-talking")
@@ -271,12 +265,10 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         assert r.status == 401  # the account is its agent's only
     await available(page)
 
-    ours, theirs = await caller.call(DESK_CALL, caller_id=number)
-    line = ""
+    theirs = await caller.dial_in(phone.host, phone.port, DESK_CALL, caller_id=number)
     try:
-        await caller.wait(ours, "StasisStart")
-        await caller.ari.request("POST", f"/channels/{ours}/dtmf", dtmf="0")
-        line = await bridge_handset(caller, ours, phone)
+        await contact_of(db, theirs, ("ivr",))  # ctl has the call: the key reaches its menu
+        await phone.press("0")
         await page.wait_for_selector(".softphone .call[data-state=ringing]", timeout=30000)
         await desk_browser.screenshot(page, "desk-call-ringing")
         await page.click(".softphone button.answer")
@@ -289,7 +281,7 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         async with caller.explains_audio():
             await talks_both_ways(page, phone)
             await mutes(page, phone)
-        await keypad_and_hold(page, caller, ours, theirs, moh)
+        await keypad_and_hold(page, phone, theirs, moh)
         assert await desk_browser.unlabelled(page) == []
 
         await page.click(".softphone button.hangup")
@@ -303,15 +295,12 @@ async def test_agent_answers_a_queued_call_in_the_browser_softphone(
         assert [(e.data["disposition"], e.data["notes"]) for e in events
                 if e.kind == "disposition"] == [("follow_up", "sending a replacement router")]
         assert tickets == [("Router keeps rebooting", "high", contact.customer_id, "voice")]
-        await caller.wait(ours, "StasisEnd")  # the flow said goodbye
+        await asyncio.wait_for(phone.ended.wait(), 15)  # the flow said goodbye
         await desk_browser.screenshot(page, "desk-call-done")
         assert not errors, errors
-    finally:  # whatever failed, no handset, bridge or caller of ours outlives the test
-        for channel in (line, ours):
-            with contextlib.suppress(Exception):
-                await caller.ari.hangup(channel)
+    finally:  # whatever failed, no call of ours outlives the test
         with contextlib.suppress(Exception):
-            await caller.ari.destroy_bridge(line)
+            await caller.ari.hangup(theirs)
         await phone.close()
     await context.close()
 

@@ -2,8 +2,8 @@
 takes over a chat, through the supervisor API of a real `ctl serve`.
 
 Everyone has ears: the agent's, the supervisor's and the customer's handsets are
-MediaPhones (SIP UAS counting loud RTP frames); the customer's handset is bridged with
-the caller's end of the call by the test's own ARI app. Only one party makes a sound at a
+MediaPhones (SIP UAS counting loud RTP frames); the customer's handset calls in over SIP
+(harness.Caller.dial_in). Only one party makes a sound at a
 time, so what each phone hears says who hears whom. "Does not hear" is measured over the
 very time another phone heard the same sound: no sleeps.
 """
@@ -82,13 +82,7 @@ async def test_supervisor_listens_whispers_barges_and_stops(
     agent, sup, customer = people["agent"], people["sup"], people["customer"]
     await sup.panel.listen()
     await agent.panel.state("available")
-    ours, theirs = await caller.call(QUEUE_NUMBER)
-    await caller.wait(ours, "StasisStart", 20)  # ctl answered: the caller's end is live
-    handset = uuid.uuid4().hex
-    await caller.ari.originate(f"PJSIP/agent-{customer.username}", channel_id=handset)
-    await caller.wait(handset, "StasisStart")
-    await caller.ari.create_bridge(f"customer-{handset}")
-    await caller.ari.add_to_bridge(f"customer-{handset}", ours, handset)
+    theirs = await caller.dial_in(customer.phone.host, customer.phone.port, QUEUE_NUMBER)
     try:
         async with caller.explains_audio():
             contact = (await contact_of(db, theirs, states=("assigned",))).id
@@ -161,12 +155,9 @@ async def test_supervisor_listens_whispers_barges_and_stops(
                             if c["name"].startswith(("Snoop/", f"PJSIP/agent-{sup.username}"))]
 
             await eventually(clean, 10, "no snoop or supervisor channel left behind")
-    finally:  # whatever failed, no bridge or handset of ours outlives the test
-        for channel in (handset, ours):
-            with contextlib.suppress(Exception):
-                await caller.ari.hangup(channel)
+    finally:  # whatever failed, no call of ours outlives the test
         with contextlib.suppress(Exception):
-            await caller.ari.destroy_bridge(f"customer-{handset}")
+            await caller.ari.hangup(theirs)
 
 
 async def test_monitor_refuses_what_is_not_a_live_call(
