@@ -159,7 +159,10 @@ class Caller:
 
     async def call(self, number: str, caller_id: str = "+15551230001",
                    context: str = "public") -> tuple[str, str]:
-        """Dial `number`; returns (our leg, the leg that enters the dialplan/ctl)."""
+        """Dial `number` from a Local/n pair; returns (our leg, in this app, and the leg
+        that enters the dialplan/ctl). For calls nobody listens to: a handset bridged with
+        our leg now and then stopped getting audio in full runs, so calls with ears
+        dial_in()."""
         ours, theirs = uuid.uuid4().hex, uuid.uuid4().hex
         await self.ari.originate(f"Local/{number}@{context}/n", channel_id=ours,
                                  other_channel_id=theirs, caller_id=caller_id)
@@ -170,8 +173,7 @@ class Caller:
         """A customer's handset (a SIP phone at host:port) calls `number`: Asterisk rings it
         through the anonymous endpoint, as it would a phone outside, and once it answers
         takes its channel into the dialplan like an incoming call. Returns that channel's
-        id: the caller ctl answers. Calls with ears use this, not call(): the Local pair
-        adds a hop where audio to the handset was lost now and then (see call())."""
+        id: the caller ctl answers."""
         channel = uuid.uuid4().hex
         await self.ari.request("POST", "/channels", http=True,
                                endpoint=f"PJSIP/anonymous/sip:customer@{host}:{port}",
