@@ -73,6 +73,7 @@ class MediaPhone(asyncio.DatagramProtocol):
         self._event_pt: int | None = None  # telephone-event, if the offer had it
         self._pressing: list[tuple[str, asyncio.Future[None]]] = []
         self.keys: list[str] = []  # keys received (RFC 4733), in order
+        self.requests: list[str] = []  # SIP methods received: re-INVITEs, when audio stops
         self._key_ends: set[int] = set()  # timestamps of the keys in `keys`
         self._got_key = asyncio.Event()
 
@@ -106,7 +107,8 @@ class MediaPhone(asyncio.DatagramProtocol):
                 await asyncio.wait_for(self._heard.wait(), timeout)
             except TimeoutError:
                 raise AssertionError(f"port {self.port} heard {self.loud} loud frames of "
-                                     f"{self.frames - before} in {timeout:g}s") from None
+                                     f"{self.frames - before} in {timeout:g}s (SIP requests: "
+                                     f"{' '.join(self.requests)})") from None
 
     async def quiet(self, frames: int = 10, timeout: float = 10.0) -> None:
         """Returns once `frames` quiet frames arrived in a row: what was on its way is in."""
@@ -216,6 +218,7 @@ class MediaPhone(asyncio.DatagramProtocol):
         method = msg.first.split(" ", 1)[0]
         if msg.first.startswith("SIP/2.0"):
             return  # the answer to our BYE
+        self.requests.append(method)
         if method == "INVITE":
             if self._invite is None or msg.get("call-id") == self._invite.get("call-id"):
                 self._invite, self._server = msg, addr
