@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -26,6 +27,9 @@ _NEXT_SEQ = (select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
              .where(_MESSAGES.c.contact_id == bindparam("of_contact")).scalar_subquery())
 _SEQ_UNIQUE = "uq_messages_contact_id_seq"
 _INSERT_NEXT = (insert(_MESSAGES).values(seq=_NEXT_SEQ).returning(_MESSAGES.c.seq))
+_INSERT_NEXT_PG = (pg_insert(_MESSAGES).values(seq=_NEXT_SEQ)
+                   .on_conflict_do_nothing(index_elements=["contact_id", "seq"])
+                   .returning(_MESSAGES.c.seq))
 _DUPLICATE = (select(_MESSAGES.c.id, _MESSAGES.c.contact_id, _MESSAGES.c.customer_id,
                      _MESSAGES.c.seq, _MESSAGES.c.thread)
               .where(_MESSAGES.c.channel == bindparam("channel"),
@@ -73,17 +77,15 @@ def insert_message(s: Session, row: dict[str, Any]) -> tuple[str, int]:
     if s.get_bind().dialect.name == "sqlite":  # one writer at a time: no race
         return full["id"], int(s.connection().execute(_INSERT_NEXT, params).scalar_one())
     # PostgreSQL runs two nodes' INSERTs of one conversation side by side and both can
-    # take the same next seq: the unique index refuses the second, which takes the one
-    # after (in a savepoint, so its transaction goes on). Each refusal means another
+    # take the same next seq: the second then inserts nothing (ON CONFLICT: no SAVEPOINT
+    # needed, the transaction goes on) and takes the one after. Each miss means another
     # writer committed one: a conversation would need 100 writers at once to exhaust it.
-    for attempt in range(100):
-        try:
-            with s.begin_nested():
-                return full["id"], int(s.execute(_INSERT_NEXT, params).scalar_one())
-        except IntegrityError as e:
-            if _SEQ_UNIQUE not in str(e) or attempt == 99:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    for _ in range(100):
+        seq = s.connection().execute(_INSERT_NEXT_PG, params).scalar()
+        if seq is not None:
+            return full["id"], int(seq)
+    raise IntegrityError(str(_INSERT_NEXT_PG), params, Exception(
+        f"{_SEQ_UNIQUE}: no free seq after 100 tries"))
 
 
 def set_status(s: Session, channel: str, external_id: str, status: str,

@@ -159,13 +159,32 @@ class Cluster:
     # --- pushes to panels -----------------------------------------------------------
 
     def publisher(self) -> Callable[[str, Message], None]:
-        """A Notifier.publish lookalike for the leader: out through Redis to every node."""
-        async def send(topic: str, message: Message) -> None:
-            await self._redis.publish(self._push, json.dumps({"t": topic, "m": message}))
+        """A Notifier.publish lookalike for the leader: out through Redis to every node.
+
+        NOTE: what is published while a batch is on its way goes out together, in order,
+        in one pipeline: a task and a PUBLISH round trip each, on a connection taken from
+        the pool, were a tenth of the loop's time at 500 chat messages/s (two pushes a
+        message), and pushes of one topic could overtake each other."""
+        pending: list[str] = []
+        sender: asyncio.Task[None] | None = None
+
+        async def send() -> None:
+            while pending:
+                batch = pending.copy()
+                pending.clear()
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for body in batch:
+                            pipe.publish(self._push, body)
+                        await pipe.execute()
+                except (aioredis.RedisError, OSError) as e:
+                    log.warning("%d routing pushes lost: %s", len(batch), e)
 
         def publish(topic: str, message: Message) -> None:
-            task = asyncio.get_running_loop().create_task(send(topic, message))
-            task.add_done_callback(_logged)
+            nonlocal sender
+            pending.append(json.dumps({"t": topic, "m": message}))
+            if sender is None or sender.done():
+                sender = asyncio.get_running_loop().create_task(send())
 
         return publish
 
@@ -186,7 +205,3 @@ class Cluster:
         await self._redis.aclose()
         await self._calls.aclose()
 
-
-def _logged(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("routing push lost: %s", task.exception())

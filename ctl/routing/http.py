@@ -233,17 +233,15 @@ async def events(request: web.Request) -> web.WebSocketResponse:
         try:
             await ws.send_json({"type": "hello", **await services.routing.agent_status(
                 who.agent_id)})
+            # The reader says when the page went: a task and a wait for each push cost
+            # more than writing the push.
             reader = asyncio.create_task(_drain(ws))
-            while not reader.done():
-                got = asyncio.create_task(inbox.get())
-                await asyncio.wait({got, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not got.done():
-                    got.cancel()
-                    break
-                message = got.result()
+            reader.add_done_callback(lambda _: inbox.put_nowait(_GONE))
+            while (message := await inbox.get()) is not _GONE:
                 await ws.send_json(message)
                 if message.get("type") == "closed":
                     break
+            reader.cancel()
         except ConnectionResetError:  # the page went away while a push was written to it
             pass
         finally:
@@ -267,6 +265,9 @@ async def _ws_login(services: Services, request: web.Request,
         except (ValueError, KeyError, TypeError):
             raise Unauthorized("send {\"token\": ...} first") from None
     return await services.auth.check(token), token
+
+
+_GONE: dict[str, Any] = {}
 
 
 async def _pump(source: asyncio.Queue[dict[str, Any]],

@@ -28,6 +28,7 @@ T = TypeVar("T")
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 _READ_ONLY = "ctl_read_only"
 _GROUP = 256  # write()s committed together at most (the first waits for all of them)
+_LANES = 4  # PostgreSQL: groups in flight at once (see _drain_here)
 _TURN_WAIT = 5.0  # s the writer waits for a write session's turn to end (as busy_timeout)
 # alembic's `context` is module-global: two migrations at once would share it.
 _MIGRATE_LOCK = threading.Lock()
@@ -92,28 +93,28 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._readers = async_sessionmaker(self._reader, expire_on_commit=False)
         # write(): on a SQLite file, one thread with its own connection runs each
-        # transaction whole (see write()).
+        # transaction whole; elsewhere one task of the event loop does (see write()).
         self._writer: ThreadPoolExecutor | None = None
         self._sync: Engine | None = None
-        self._sync_sessions: sessionmaker[Session] | None = None
-        self._joined_sessions: sessionmaker[Session] | None = None
-        self._solo_sessions: sessionmaker[Session] | None = None
         self._queued: deque[_Queued[Any] | _Turn] = deque()
         self._queue_lock = threading.Lock()
         self._draining = False
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._memory = is_sqlite(url)  # a file: False below
+        # A group's works share its transaction (see _group): first plainly, then, if one
+        # of them raised, each in its own SAVEPOINT; a group of one has its own.
+        self._joined_sessions = sessionmaker(expire_on_commit=False,
+                                             join_transaction_mode="rollback_only")
+        self._sync_sessions = sessionmaker(expire_on_commit=False,
+                                           join_transaction_mode="create_savepoint")
+        self._solo_sessions = sessionmaker(expire_on_commit=False)
         if is_sqlite(url) and _sqlite_file(url):
             self._sync = create_engine(make_url(url).set(drivername="sqlite"),
                                        pool_size=1, max_overflow=0)
             event.listen(self._sync, "connect", _sqlite_connect)
             event.listen(self._sync, "begin", _sqlite_begin)
-            # A group's works share its transaction (see _group): first plainly, then,
-            # if one of them raised, each in its own SAVEPOINT.
-            self._joined_sessions = sessionmaker(expire_on_commit=False,
-                                                 join_transaction_mode="rollback_only")
-            self._sync_sessions = sessionmaker(expire_on_commit=False,
-                                               join_transaction_mode="create_savepoint")
-            self._solo_sessions = sessionmaker(self._sync, expire_on_commit=False)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ctl-db-writer")
+            self._memory = False
 
     @asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
@@ -170,22 +171,31 @@ class Database:
         loop; the hot path of a call (open and close its contact) spends most of its CPU
         there. And writes that queue up meanwhile commit together (`_group`): each commit
         waits for the disk (fsync, ~4 ms here), which alone capped SQLite at ~200
-        transactions a second. Elsewhere (PostgreSQL) it runs on the async engine
-        (`run_sync`); the server groups concurrent commits itself.
+        transactions a second. Elsewhere (PostgreSQL) one task of the event loop runs
+        the groups on the async engine (`_drain_here`).
         """
         held = _TURN.get()
-        if self._writer is None or (held is not None and not held.done.is_set()):
-            # Inside a write session (its turn holds the writer thread): beside it.
+        if self._memory or (held is not None and not held.done.is_set()):
+            # In-memory SQLite; or inside a write session (its turn holds the writer
+            # thread): beside it.
             async with self._sessions() as s, s.begin():
                 return await s.run_sync(work)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._enqueue(_Queued(work, future, loop))
+        if self._writer is not None:
+            self._enqueue(_Queued(work, future, loop))
+        else:
+            self._queued.append(_Queued(work, future, loop))
+            if len(self._drainers) < _LANES:
+                drainer = loop.create_task(self._drain_here())
+                self._drainers.add(drainer)
+                drainer.add_done_callback(self._drainers.discard)
         return await future
 
     def _drain(self) -> None:
         """The writer thread: commit what is queued, a group at a time, and give write
         sessions their turn in their place in the queue, until nothing is left."""
+        assert self._sync is not None
         while (item := self._next()) is not None:
             if isinstance(item, _Turn):
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
@@ -193,7 +203,8 @@ class Database:
                 item.done.wait(_TURN_WAIT)
                 continue
             try:
-                outcomes = self._group(item)
+                with self._sync.connect() as conn:
+                    outcomes = self._group(conn, item)
             except BaseException as e:  # nothing of the group is committed
                 outcomes = [(False, e)] * len(item)
             settled: dict[asyncio.AbstractEventLoop, list[Any]] = {}
@@ -202,6 +213,31 @@ class Database:
             for loop, items in settled.items():
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, items)
+
+    async def _drain_here(self) -> None:
+        """One of the event loop's writers (PostgreSQL): what is queued, a group at a
+        time, each group in one transaction on one connection.
+
+        NOTE: a transaction per write cost a pool checkout with its ping, BEGIN and
+        COMMIT each, and the loop's CPU went to those round trips: at 500 chat
+        messages/s ctl fell seconds behind (bench.chat --pg). One writer alone waited
+        out each statement's round trip in turn, so _LANES groups run side by side
+        (what is queued while they all run waits for the next free one); the server
+        orders them as it does any transactions.
+        """
+        while self._queued:
+            group = [self._queued.popleft() for _ in range(min(_GROUP, len(self._queued)))]
+            work = [q for q in group if isinstance(q, _Queued)]  # no turns here
+            try:
+                async with self.engine.connect() as conn:
+                    outcomes = await conn.run_sync(self._group, work)
+            except BaseException as e:  # nothing of the group is committed
+                if not isinstance(e, Exception):  # cancelled (shutting down)
+                    for q in work:
+                        q.future.cancel()
+                    raise
+                outcomes = [(False, e)] * len(work)
+            _settle([(q.future, *outcome) for q, outcome in zip(work, outcomes, strict=True)])
 
     def _next(self) -> _Turn | list[_Queued[Any]] | None:
         """The next turn, or the writes queued before it (at most _GROUP); None: idle."""
@@ -221,54 +257,50 @@ class Database:
                     return item
             return group
 
-    def _group(self, group: list[_Queued[Any]]) -> list[tuple[bool, Any]]:
-        """The group's works in one transaction: a work that raises undoes only its own
-        part; the others commit. A waiter hears its result only once the COMMIT is done,
-        and if the COMMIT fails every waiter gets the error."""
-        assert self._sync is not None and self._sync_sessions is not None
+    def _group(self, conn: Connection, group: list[_Queued[Any]]) -> list[tuple[bool, Any]]:
+        """The group's works in one transaction on `conn`: a work that raises undoes only
+        its own part; the others commit. A waiter hears its result only once the COMMIT
+        is done, and if the COMMIT fails every waiter gets the error."""
         if len(group) == 1:
             # Alone, its transaction is its own: a SAVEPOINT and its RELEASE are two
             # statements more, and at a call's pace (100 calls/s, each transaction ~1 ms)
             # most groups are of one.
-            assert self._solo_sessions is not None
-            return [_run(group[0], self._solo_sessions)]
+            return [_run(group[0], self._solo_sessions, bind=conn)]
         # NOTE: works rarely raise, and a SAVEPOINT with its RELEASE around each one was
         # a fifth of the writer's time at 300 chat messages/s. So the group runs plainly
         # first; only when a work raises is all of it rolled back and run again, each
         # work in its own SAVEPOINT (works touch nothing but their session: see write()).
-        together = self._together(group)
+        together = self._together(conn, group)
         if together is not None:
             return together
         outcomes: list[tuple[bool, Any]] = []
-        with self._sync.connect() as conn, conn.begin():
+        with conn.begin():
             for q in group:
                 outcomes.append(_run(q, self._sync_sessions, bind=conn))
-                if not (outcomes[-1][0] or
-                        conn.connection.dbapi_connection.in_transaction):  # type: ignore[union-attr]
+                if not outcomes[-1][0] and _rolled_back(conn):
                     # SQLite rolled back the whole transaction (disk full, I/O error):
                     # the works before this one are gone too.
                     raise outcomes[-1][1]
         return outcomes
 
-    def _together(self, group: list[_Queued[Any]]) -> list[tuple[bool, Any]] | None:
+    def _together(self, conn: Connection, group: list[_Queued[Any]]
+                  ) -> list[tuple[bool, Any]] | None:
         """The group in one plain transaction, committed; None (nothing kept) if a work
         raised."""
-        assert self._sync is not None and self._joined_sessions is not None
         outcomes: list[tuple[bool, Any]] = []
-        with self._sync.connect() as conn:
-            tx = conn.begin()
-            try:
-                for q in group:
-                    if q.future.cancelled():  # its caller gave up before it ran
-                        outcomes.append((False, asyncio.CancelledError()))
-                        continue
-                    outcomes.append(_run(q, self._joined_sessions, bind=conn))
-                    if not outcomes[-1][0]:  # its session rolled back the whole group
-                        return None
-                tx.commit()
-            finally:
-                if tx.is_active:
-                    tx.rollback()
+        tx = conn.begin()
+        try:
+            for q in group:
+                if q.future.cancelled():  # its caller gave up before it ran
+                    outcomes.append((False, asyncio.CancelledError()))
+                    continue
+                outcomes.append(_run(q, self._joined_sessions, bind=conn))
+                if not outcomes[-1][0]:  # its session rolled back the whole group
+                    return None
+            tx.commit()
+        finally:
+            if tx.is_active:
+                tx.rollback()
         return outcomes
 
     async def ping(self) -> None:
@@ -276,6 +308,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._drainers:  # what is queued is committed first
+            await asyncio.wait(self._drainers)
         await self.engine.dispose()
         if self._writer is not None and self._sync is not None:
             # The writer's sqlite3 connection may only be closed by its own thread.
@@ -319,6 +353,12 @@ def _run(q: _Queued[Any], sessions: sessionmaker[Session], **bind: Any) -> tuple
             return True, q.work(s)
     except Exception as e:
         return False, e
+
+
+def _rolled_back(conn: Connection) -> bool:
+    """Whether SQLite itself ended the transaction (PostgreSQL keeps it, aborted)."""
+    dbapi = conn.connection.dbapi_connection
+    return conn.dialect.name == "sqlite" and not dbapi.in_transaction  # type: ignore[union-attr]
 
 
 def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -105,12 +105,12 @@ async def test_write_runs_one_transaction_beside_async_writers(store: Database) 
 
 async def test_concurrent_writes_commit_together_and_a_failure_stays_its_own(
         store_url: str, store: Database) -> None:
-    """Writes queued while the writer is busy share one COMMIT (SQLite file); each runs
-    in its own SAVEPOINT, so one that raises loses only its own rows and its waiter
-    alone gets the error; async write sessions get their turn between groups."""
+    """Writes queued while the writer is busy share one COMMIT; one that raises loses
+    only its own rows and its waiter alone gets the error; async write sessions get
+    their turn between groups (SQLite) or write beside them (PostgreSQL)."""
     commits: list[int] = []
-    if store._sync is not None:  # SQLite: the writer thread's engine
-        event.listen(store._sync, "commit", lambda _conn: commits.append(1))
+    event.listen(store._sync or store.engine.sync_engine, "commit",
+                 lambda _conn: commits.append(1))
 
     def work(i: int) -> Callable[[Session], int]:
         def run(s: Session) -> int:
@@ -137,8 +137,7 @@ async def test_concurrent_writes_commit_together_and_a_failure_stays_its_own(
     async with store.session(readonly=True) as s:
         stored = set(await s.scalars(select(Customer.id).where(Customer.id.in_(ids))))
     assert stored == set(ids) - {f"group-{i}" for i in failed}
-    if is_sqlite(store_url):
-        assert 0 < len(commits) < 100  # grouped (each alone would be 200)
+    assert 0 < len(commits) < 100  # grouped (each alone would be 200)
 
 
 async def test_a_group_without_failures_runs_without_savepoints(store_url: str,
@@ -146,11 +145,9 @@ async def test_a_group_without_failures_runs_without_savepoints(store_url: str,
     """A group whose works all succeed costs no SAVEPOINT (a fifth of the writer's time
     at 300 chat messages/s); one with a failure is rolled back and run again, each work
     in its own SAVEPOINT, so the others still commit exactly once."""
-    if not is_sqlite(store_url):
-        pytest.skip("groups are the SQLite writer thread's")
-    assert store._sync is not None
     savepoints: list[int] = []
-    event.listen(store._sync, "savepoint", lambda *_: savepoints.append(1))
+    event.listen(store._sync or store.engine.sync_engine, "savepoint",
+                 lambda *_: savepoints.append(1))
     runs: dict[int, int] = {}
 
     def work(i: int, fail: bool) -> Callable[[Session], int]:
@@ -181,8 +178,6 @@ async def test_messages_of_one_conversation_written_at_once(store_url: str,
                                                           store: Database) -> None:
     """Inbound messages of one chat stored in the same groups: every seq once, in the
     order they were queued, and a resent client id answered with the first one."""
-    if not is_sqlite(store_url):  # concurrent creators of one customer retry there
-        pytest.skip("PostgreSQL runs writes side by side; ChannelService serialises them")
     contact = await ContactService(store).open("chat", external_ref="chat:group")
 
     def row(n: int) -> dict[str, Any]:
