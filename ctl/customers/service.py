@@ -18,7 +18,7 @@ _ATTEMPTS = 3
 _CUSTOMERS, _IDENTITIES = Base.metadata.tables["customers"], Base.metadata.tables["identities"]
 # Built once (bound parameters): identify_in runs on every call's path. Core columns,
 # not the ORM's: an ORM select costs the session's ORM compile and result layers.
-_FIND = select(_IDENTITIES.c.customer_id).where(_IDENTITIES.c.kind == bindparam("kind"),
+FIND_CUSTOMER = select(_IDENTITIES.c.customer_id).where(_IDENTITIES.c.kind == bindparam("kind"),
                                                 _IDENTITIES.c.value == bindparam("value"))
 _NEW_CUSTOMER, _NEW_IDENTITY = insert(_CUSTOMERS), insert(_IDENTITIES)
 
@@ -84,7 +84,7 @@ class CustomerService:
             raise BadRequest(f"{kind}: {value!r} is not usable as a {kind}")
 
         def work(s: Session) -> bool:
-            owner = s.scalars(_FIND, {"kind": kind, "value": norm}).first()
+            owner = s.scalars(FIND_CUSTOMER, {"kind": kind, "value": norm}).first()
             if owner is None:
                 s.execute(insert(_IDENTITIES), {"customer_id": customer_id, "kind": kind,
                                                 "value": norm, "verified": True})
@@ -109,7 +109,7 @@ class CustomerService:
             return (await s.scalars(stmt)).first()
 
     async def _create(self, kind: str, value: str, display_name: str | None) -> str:
-        return await self._db.write(lambda s: _create_in(s, kind, value, display_name))
+        return await self._db.write(lambda s: create_in(s, kind, value, display_name))
 
 
 def identify_in(s: Session, kind: str, value: str, display_name: str | None = None,
@@ -127,14 +127,14 @@ def identify_in(s: Session, kind: str, value: str, display_name: str | None = No
     or commit raise IntegrityError: the caller retries its whole transaction.
     """
     if not also:  # the hot path of every call and message: one lookup
-        found = s.connection().execute(_FIND, {"kind": kind, "value": value}).scalar()
-        return found if found is not None else _create_in(s, kind, value, display_name)
+        found = s.connection().execute(FIND_CUSTOMER, {"kind": kind, "value": value}).scalar()
+        return found if found is not None else create_in(s, kind, value, display_name)
     given = [(kind, value), *also]
-    owners = {k_v: s.scalars(_FIND, {"kind": k_v[0], "value": k_v[1]}).first()
+    owners = {k_v: s.scalars(FIND_CUSTOMER, {"kind": k_v[0], "value": k_v[1]}).first()
               for k_v in given}
     customer = next((o for o in owners.values() if o is not None), None)
     if customer is None:
-        customer = _create_in(s, kind, value, display_name)
+        customer = create_in(s, kind, value, display_name)
         owners[kind, value] = customer
     for (k, v), owner in owners.items():
         if owner is None:
@@ -142,7 +142,7 @@ def identify_in(s: Session, kind: str, value: str, display_name: str | None = No
     return customer
 
 
-def _create_in(s: Session, kind: str, value: str, display_name: str | None) -> str:
+def create_in(s: Session, kind: str, value: str, display_name: str | None) -> str:
     # Two plain INSERTs in this order (no unit of work: nothing would tell it that the
     # identity depends on the customer); the tables' column defaults fill the rest.
     customer_id, conn = new_id(), s.connection()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+log = logging.getLogger(__name__)
 Message = dict[str, Any]
 CLOSED: Message = {"type": "closed", "reason": "too_slow"}
 
@@ -26,6 +28,8 @@ class Notifier:
             if queue.qsize() >= self._backlog - 1:
                 self._subs[topic].discard(queue)
                 queue.put_nowait(CLOSED)
+                log.warning("a listener of %s fell %d pushes behind: cut off", topic,
+                            self._backlog)
             else:
                 queue.put_nowait(message)
 
