@@ -24,6 +24,8 @@ except (Exception, SystemExit) as e:  # no mypy, or it refused the code (type er
     print(f"setup.py: the routing core stays uncompiled: {e!r}", file=sys.stderr)
 # The buckets' heap in C (ctl/routing/_rankheap.c; rankheap.py runs without it).
 extensions.append(Extension("ctl.routing._rankheap", ["ctl/routing/_rankheap.c"]))
+# The agent index's sorted lists in C (ctl/routing/_ranklist.c; ranklist.py without it).
+extensions.append(Extension("ctl.routing._ranklist", ["ctl/routing/_ranklist.c"]))
 for extension in extensions:
     extension.optional = True  # a failed compile warns and leaves the sources
 

@@ -55,18 +55,21 @@ COMPILED = _choose()
 """Whether the engine's core runs compiled (mypyc) in this process."""
 
 
-def _native_heap() -> bool:
-    built = _built("_rankheap")
+def _native(name: str, twin: str) -> bool:
+    built = _built(name)
     if built is None or os.environ.get("CTL_ROUTING_PURE"):
         return False
-    source = _HERE / "_rankheap.c"
+    source = _HERE / f"{name}.c"
     if source.exists() and built.stat().st_mtime < source.stat().st_mtime:
-        warnings.warn("ctl/routing: _rankheap is older than _rankheap.c; running its Python "
-                      "twin, rankheap.py (rebuild: pip install -e .)", stacklevel=2)
+        warnings.warn(f"ctl/routing: {name} is older than {name}.c; running its Python "
+                      f"twin, {twin} (rebuild: pip install -e .)", stacklevel=2)
         return False
     return True
 
 
-NATIVE_HEAP = _native_heap()
+NATIVE_HEAP = _native("_rankheap", "rankheap.py")
 """Whether the buckets' heap is the C one (_rankheap.c, built by setup.py with the core,
 but on its own: either may be there without the other) or rankheap.py."""
+NATIVE_LIST = _native("_ranklist", "ranklist.py")
+"""Whether the agent index's lists are the C ones (_ranklist.c, built like _rankheap.c)
+or ranklist.py's."""

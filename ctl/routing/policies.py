@@ -8,11 +8,11 @@ saturated case (many waiting, every agent busy) pays nothing here.
 from __future__ import annotations
 
 import struct
-from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import combinations
-from typing import Final
+from typing import Final, Protocol
 
+from ctl.routing import NATIVE_LIST, ranklist
 from ctl.routing.model import (
     VOICE,
     AgentConfig,
@@ -179,6 +179,7 @@ class AgentRt:
 _F64: Final = struct.Struct(">d")
 _SIGN: Final = 1 << 63
 _BITS64: Final = (1 << 64) - 1
+_LEVELS: Final = 1 << 62  # a skill level beyond this many ranks as this many (they fit 128 bits)
 
 
 def _float_code(x: float) -> int:
@@ -189,56 +190,44 @@ def _float_code(x: float) -> int:
 
 def rank_code(agent: AgentRt, policy: Policy, skill: str | None, idle: int) -> int:
     """The agent's place in a list of `policy` (of `skill`), the agent's id aside, as one
-    int: (last offer), (occupancy, idle since), (-level, idle since) or (idle since), each
-    float as _float_code, which `idle` is of its idle_since. The longest idle first, and
+    int of at most 127 bits and a sign: (last offer), (occupancy, idle since), (-level,
+    idle since) or (idle since), each float as _float_code, which `idle` is of its
+    idle_since (the occupancy's shifted into a signed 64 bits). The longest idle first, and
     ring-all's order."""
     if policy is _ROUND_ROBIN:
         return agent.last_offer
     if policy is _LEAST_OCCUPIED:
-        return _float_code(agent.occupancy()) << 64 | idle
+        return _float_code(agent.occupancy()) - _SIGN << 64 | idle
     if policy is _HIGHEST_PROFICIENCY and skill is not None:
-        return -agent.config.skills.get(skill, 0) << 64 | idle
+        level = agent.config.skills.get(skill, 0)
+        return -max(-_LEVELS, min(level, _LEVELS)) << 64 | idle
     return idle
 
 
+class RankedIds(Protocol):
+    """Agent ids in (rank, id) order: _ranklist.c's RankList, or ranklist.py's."""
+
+    def add(self, rank: int, id: str) -> None: ...
+    def discard(self, rank: int, id: str) -> None: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __len__(self) -> int: ...
+
+
+new_list: Callable[[], RankedIds] = ranklist.RankList
+if NATIVE_LIST:
+    from ctl.routing._ranklist import RankList
+
+    new_list = RankList
+
+
 class AgentIndex:
-    # Plain sorted lists with bisect: only agents with room sit in them (a few hundred per
-    # list when contacts wait, 10,000 at most), where moving an entry is a short memmove in
-    # C; a SortedList's remove and add run as Python code even in the compiled engine, and
-    # an agent with room moves in all of its lists each time its key changes.
-    # An entry is one int, rank_code() << shift | the code of the agent's id (its UTF-8
-    # bytes padded to the longest id's, then its length), so that it orders as the tuple
-    # (rank..., id) would: a step of bisect compares two ints, where it compared tuples of
-    # floats, ~350 entries deep at the end of a full bench.routing run.
+    # Sorted lists: only agents with room sit in them (a few hundred per list when
+    # contacts wait, 10,000 at most), and an agent with room moves in all of its lists
+    # each time its rank changes (when it frees up, takes a contact...). The C list
+    # (_ranklist.c) keeps (rank, id) entries in one array: its binary searches compare C
+    # integers, where a Python list's fetched an int object (a cache miss) at each step.
     def __init__(self) -> None:
-        self.lists: dict[ListKey, list[int]] = {}
-        self._ids: dict[int, str] = {}  # an id's code: the id
-        self._codes: dict[str, int] = {}
-        self._width = 0  # bytes of the longest id coded
-        self._shift = 32  # bits of an id's code
-        self._mask = (1 << 32) - 1
-
-    def _code(self, agent_id: str) -> int:
-        code = self._codes.get(agent_id)
-        if code is None:
-            raw = agent_id.encode("utf-8", "surrogatepass")  # orders as code points do
-            if len(raw) > self._width:
-                self._widen(max(len(raw), 2 * self._width, 8))
-            code = int.from_bytes(raw.ljust(self._width, b"\0"), "big") << 32 | len(raw)
-            self._codes[agent_id] = code
-            self._ids[code] = agent_id
-        return code
-
-    def _widen(self, width: int) -> None:
-        """Code ids in `width` bytes from now on, the entries already listed included."""
-        old_ids, old_shift, old_mask = self._ids, self._shift, self._mask
-        self._width, self._shift = width, 8 * width + 32
-        self._mask = (1 << self._shift) - 1
-        self._ids, self._codes = {}, {}
-        recoded = {code: self._code(agent_id) for code, agent_id in old_ids.items()}
-        shift = self._shift
-        for listed in self.lists.values():  # the same order: ranks first, then ids
-            listed[:] = [e >> old_shift << shift | recoded[e & old_mask] for e in listed]
+        self.lists: dict[ListKey, RankedIds] = {}
 
     def reindex(self, agent: AgentRt, queues: dict[str, QueueConfig]) -> None:
         """Put `agent` in exactly the lists it belongs to now, under its current keys."""
@@ -263,19 +252,17 @@ class AgentIndex:
                             rank_code(agent, queue.policy, skill, idle) if by_skill else rank
         if want == have:
             return
-        code = self._code(cfg.id)  # first: it may widen the codes, and so the shift
-        shift = self._shift
+        agent_id = cfg.id
+        lists = self.lists
         for key, value in have.items():
             if want.get(key) != value:
-                listed = self.lists[key]
-                # Entries end with the agent's id: unique.
-                del listed[bisect_left(listed, value << shift | code)]
+                lists[key].discard(value, agent_id)
         for key, value in want.items():
             if have.get(key) != value:
-                found = self.lists.get(key)
+                found = lists.get(key)
                 if found is None:
-                    found = self.lists[key] = []
-                insort(found, value << shift | code)
+                    found = lists[key] = new_list()
+                found.add(value, agent_id)
         agent.indexed = want
 
     def candidates(self, queue: QueueConfig, channel: str, requirement: Requirement
@@ -294,5 +281,5 @@ class AgentIndex:
                 # The rarest required skill gives the shortest walk.
                 sizes = [lists.get((queue.name, channel, s)) for s, _ in requirement.skills]
                 chosen = min(sizes, key=lambda sl: 0 if sl is None else len(sl))
-        for entry in chosen or ():
-            yield self._ids[entry & self._mask]
+        if chosen is not None:
+            yield from chosen

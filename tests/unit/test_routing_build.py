@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ctl.routing
-from ctl.routing import core, engine, model, policies, queues, rankheap
+from ctl.routing import core, engine, model, policies, queues, rankheap, ranklist
 
 ROUTING_TESTS = ["test_routing_engine.py", "test_routing_invariants.py",
                  "test_routing_consult.py", "test_simulate.py"]
@@ -66,9 +66,41 @@ def test_the_heaps_pop_the_least_order_first(ops: list[tuple[int, float, int] | 
             assert sorted(map(repr, heap.items())) == sorted(repr(("item", o)) for o in model)
 
 
-def test_the_heap_is_the_c_one_where_built() -> None:
-    """Built by setup.py with the core: where the core runs compiled, so does the heap."""
-    built = any((Path(ctl.routing.__file__).parent / f"_rankheap{s}").exists()
+_LISTS = [ranklist.RankList]
+if ctl.routing.NATIVE_LIST:
+    from ctl.routing._ranklist import RankList
+
+    _LISTS.append(RankList)
+# Ranks from one to 128 bits, both signs (policies.rank_code's range), ids with ties.
+_RANKS = st.integers(-3, 3) | st.integers(-(2**127), 2**127 - 1) | st.sampled_from(
+    [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, -(2**127), 2**127 - 1])
+_IDS = st.text(st.sampled_from("ab\0é\U0001f600"), max_size=4)
+
+
+@given(st.lists(st.tuples(st.booleans(), _RANKS, _IDS), max_size=60))
+def test_the_rank_lists_keep_rank_then_id_order(ops: list[tuple[bool, int, str]]) -> None:
+    """ranklist.RankList and, where built, its C twin against a sorted list of tuples:
+    adds, and discards of entries there (the index only discards what it added) or not."""
+    for make in _LISTS:
+        listed, model = make(), []
+        for add, rank, id in ops:
+            if add:
+                listed.add(rank, id)
+                model = sorted([*model, (rank, id)])
+            elif model and (rank, id) not in model:
+                with pytest.raises(KeyError):
+                    listed.discard(rank, id)
+                rank, id = model[rank % len(model)]
+                listed.discard(rank, id)
+                model.remove((rank, id))
+            assert list(listed) == [i for _, i in model] and len(listed) == len(model)
+
+
+@pytest.mark.parametrize("name", ["_rankheap", "_ranklist"])
+def test_the_c_twins_run_where_built(name: str) -> None:
+    """Built by setup.py with the core: where the core runs compiled, so do they."""
+    native = ctl.routing.NATIVE_HEAP if name == "_rankheap" else ctl.routing.NATIVE_LIST
+    built = any((Path(ctl.routing.__file__).parent / f"{name}{s}").exists()
                 for s in EXTENSION_SUFFIXES)
-    assert built or not ctl.routing.NATIVE_HEAP
-    assert ctl.routing.NATIVE_HEAP or not (built and ctl.routing.COMPILED)
+    assert built or not native
+    assert native or not (built and ctl.routing.COMPILED)
