@@ -93,7 +93,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._readers = async_sessionmaker(self._reader, expire_on_commit=False)
         # write(): on a SQLite file, one thread with its own connection runs each
-        # transaction whole; elsewhere one task of the event loop does (see write()).
+        # transaction whole; elsewhere up to _LANES tasks of the event loop do (write()).
         self._writer: ThreadPoolExecutor | None = None
         self._sync: Engine | None = None
         self._queued: deque[_Queued[Any] | _Turn] = deque()
@@ -171,8 +171,8 @@ class Database:
         loop; the hot path of a call (open and close its contact) spends most of its CPU
         there. And writes that queue up meanwhile commit together (`_group`): each commit
         waits for the disk (fsync, ~4 ms here), which alone capped SQLite at ~200
-        transactions a second. Elsewhere (PostgreSQL) one task of the event loop runs
-        the groups on the async engine (`_drain_here`).
+        transactions a second. Elsewhere (PostgreSQL) up to _LANES tasks of the event
+        loop run the groups on the async engine (`_drain_here`).
         """
         held = _TURN.get()
         if self._memory or (held is not None and not held.done.is_set()):
