@@ -49,9 +49,7 @@ _OPEN_IN_THREAD = (_OPEN.where(_CONTACTS.c.channel == bindparam("channel"),
 # asks them all (on PostgreSQL each statement is a round trip of the writer's
 # connection, which was most of a chat message's time at 500 messages/s).
 _PROBE = (select(
-    select(_MESSAGES.c.id).where(_MESSAGES.c.channel == bindparam("channel"),
-                                 _MESSAGES.c.external_id == bindparam("external_id"),
-                                 _MESSAGES.c.contact_id.is_not(None))
+    _DUPLICATE.with_only_columns(_MESSAGES.c.id).where(_MESSAGES.c.contact_id.is_not(None))
     .limit(1).scalar_subquery().label("dup"),
     FIND_CUSTOMER.limit(1).scalar_subquery().label("customer"),
     *_OPEN.selected_columns)

@@ -18,8 +18,8 @@ _ATTEMPTS = 3
 _CUSTOMERS, _IDENTITIES = Base.metadata.tables["customers"], Base.metadata.tables["identities"]
 # Built once (bound parameters): identify_in runs on every call's path. Core columns,
 # not the ORM's: an ORM select costs the session's ORM compile and result layers.
-FIND_CUSTOMER = select(_IDENTITIES.c.customer_id).where(_IDENTITIES.c.kind == bindparam("kind"),
-                                                _IDENTITIES.c.value == bindparam("value"))
+FIND_CUSTOMER = select(_IDENTITIES.c.customer_id).where(
+    _IDENTITIES.c.kind == bindparam("kind"), _IDENTITIES.c.value == bindparam("value"))
 _NEW_CUSTOMER, _NEW_IDENTITY = insert(_CUSTOMERS), insert(_IDENTITIES)
 
 

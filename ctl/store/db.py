@@ -100,7 +100,6 @@ class Database:
         self._queue_lock = threading.Lock()
         self._draining = False
         self._drainers: set[asyncio.Task[None]] = set()
-        self._memory = is_sqlite(url)  # a file: False below
         # A group's works share its transaction (see _group): first plainly, then, if one
         # of them raised, each in its own SAVEPOINT; a group of one has its own.
         self._joined_sessions = sessionmaker(expire_on_commit=False,
@@ -114,7 +113,7 @@ class Database:
             event.listen(self._sync, "connect", _sqlite_connect)
             event.listen(self._sync, "begin", _sqlite_begin)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="ctl-db-writer")
-            self._memory = False
+        self._memory = self._writer is None and is_sqlite(url)  # write(): no queue
 
     @asynccontextmanager
     async def session(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:

@@ -104,7 +104,7 @@ async def test_write_runs_one_transaction_beside_async_writers(store: Database) 
 
 
 async def test_concurrent_writes_commit_together_and_a_failure_stays_its_own(
-        store_url: str, store: Database) -> None:
+        store: Database) -> None:
     """Writes queued while the writer is busy share one COMMIT; one that raises loses
     only its own rows and its waiter alone gets the error; async write sessions get
     their turn between groups (SQLite) or write beside them (PostgreSQL)."""
@@ -140,8 +140,7 @@ async def test_concurrent_writes_commit_together_and_a_failure_stays_its_own(
     assert 0 < len(commits) < 100  # grouped (each alone would be 200)
 
 
-async def test_a_group_without_failures_runs_without_savepoints(store_url: str,
-                                                                store: Database) -> None:
+async def test_a_group_without_failures_runs_without_savepoints(store: Database) -> None:
     """A group whose works all succeed costs no SAVEPOINT (a fifth of the writer's time
     at 300 chat messages/s); one with a failure is rolled back and run again, each work
     in its own SAVEPOINT, so the others still commit exactly once."""
@@ -174,8 +173,7 @@ async def test_a_group_without_failures_runs_without_savepoints(store_url: str,
     assert stored == set(ids) - {"plain-150"}
 
 
-async def test_messages_of_one_conversation_written_at_once(store_url: str,
-                                                          store: Database) -> None:
+async def test_messages_of_one_conversation_written_at_once(store: Database) -> None:
     """Inbound messages of one chat stored in the same groups: every seq once, in the
     order they were queued, and a resent client id answered with the first one."""
     contact = await ContactService(store).open("chat", external_ref="chat:group")
