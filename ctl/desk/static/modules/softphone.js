@@ -33,8 +33,14 @@ export async function mount(desk) {
 
   ui.enabled.checked = wanted();
   ui.enabled.addEventListener("change", () => {
-    localStorage.setItem(OFF, ui.enabled.checked ? "0" : "1");
-    toggle();
+    if (!ui.enabled.checked) {
+      localStorage.setItem(OFF, "1");
+      stop();
+      return;
+    }
+    // The other tabs hear "on" only once this tab holds the phone or queues for it:
+    // told first, one of them could take the lock before the tab the agent clicked in.
+    claim(() => localStorage.setItem(OFF, "0"));
   });
   // The switch is one setting per browser: another tab flipped it.
   window.addEventListener("storage", (ev) => {
@@ -48,9 +54,16 @@ export async function mount(desk) {
     else stop();
   }
 
-  async function claim() {
-    const mine = await owner.acquire(() => status("elsewhere", t("elsewhere")));
+  // `decided` runs once this tab owns the phone or knows another tab has it.
+  async function claim(decided = () => {}) {
+    let told = false;
+    const tell = () => told || (told = true, decided());
+    const mine = await owner.acquire(() => {
+      status("elsewhere", t("elsewhere"));
+      tell();
+    });
     if (!mine) return;
+    tell();
     if (!wanted()) stop(); // turned off in another tab while this one waited
     else await start();
   }

@@ -33,7 +33,7 @@ export function phoneOwner(agentId) {
           if (lock) return hold(lock);
           elsewhere();
           navigator.locks.request(name, { signal: abort.signal }, hold).catch(() => {
-            waiting = null;
+            if (waiting && waiting.abort === abort) waiting = null;
             resolve(false); // aborted: this tab no longer wants the phone
           });
           return null;
@@ -45,7 +45,9 @@ export function phoneOwner(agentId) {
 
     // Stop owning (or waiting for) the phone: a waiting tab takes over.
     letGo() {
+      // Forgotten at once: switched on again right away, this tab queues anew.
       if (waiting) waiting.abort.abort();
+      waiting = null;
       if (release) release();
       release = null;
     },
