@@ -32,14 +32,20 @@ ARTIFACTS = Path(os.environ.get("CTL_TEST_ARTIFACTS")
 
 
 @contextlib.asynccontextmanager
-async def chromium(microphone: Path | None = None) -> AsyncIterator[Browser]:
-    """Chromium; its fake microphone plays `microphone` (a wav, looped) when given."""
+async def chromium(microphone: Path | None = None, trust_spki: str | None = None
+                   ) -> AsyncIterator[Browser]:
+    """Chromium; its fake microphone plays `microphone` (a wav, looped) when given; it
+    trusts the certificate whose public key hashes to `trust_spki` (base64 SHA-256).
+    A context's ignore_https_errors instead lets each request past the error one at a
+    time, and Chromium gave up on a stylesheet with ERR_TOO_MANY_RETRIES (CI, stop 14)."""
     if not HAVE_CHROMIUM:
         raise AssertionError("chromium is not installed: apt-get install chromium "
                              "(bootstrap.sh installs it)")
     async with async_playwright() as pw:
         args = ARGS + ([f"--use-file-for-fake-audio-capture={microphone}"] if microphone
                        else [])
+        if trust_spki:
+            args.append(f"--ignore-certificate-errors-spki-list={trust_spki}")
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield browser

@@ -6,6 +6,8 @@ push websocket connects, and the session cookie is Secure."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -14,6 +16,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -25,6 +28,11 @@ from tests.integration.harness import CtlProcess, eventually, free_port
 from tests.integration.test_desk_phone import browser_agent
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+class Proxy(NamedTuple):
+    port: int
+    spki: str  # the certificate's public key pin, which the browser is told to trust
 
 
 def site(asterisk_port: int, ctl_port: int, port: int, certs: Path) -> str:
@@ -44,6 +52,11 @@ def configure(asterisk_port: int, ctl_port: int, port: int, root: Path) -> Path:
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(root / "privkey.pem"), "-out", str(root / "fullchain.pem")],
                    check=True, capture_output=True)
+    key = subprocess.run(["openssl", "x509", "-in", str(root / "fullchain.pem"), "-noout",
+                          "-pubkey"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key,
+                         check=True, capture_output=True).stdout
+    (root / "spki").write_text(base64.b64encode(hashlib.sha256(der).digest()).decode())
     temp = " ".join(f"{kind}_temp_path {root}/{kind};" for kind in
                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     conf = root / "nginx.conf"
@@ -55,7 +68,7 @@ def configure(asterisk_port: int, ctl_port: int, port: int, root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 async def proxy(asterisk: AsteriskProcess, ctl: CtlProcess,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[int]:
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Proxy]:
     nginx = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
     assert nginx, "nginx is not installed: apt-get install nginx (bootstrap.sh does)"
     root = tmp_path_factory.mktemp("nginx")
@@ -74,12 +87,12 @@ async def proxy(asterisk: AsteriskProcess, ctl: CtlProcess,
         return True
 
     await eventually(listening, 10, "nginx to listen")
-    yield port
+    yield Proxy(port, (root / "spki").read_text())
     proc.terminate()
     proc.wait()
 
 
-async def test_sip_over_wss_reaches_asterisk_through_the_proxy(proxy: int) -> None:
+async def test_sip_over_wss_reaches_asterisk_through_the_proxy(proxy: Proxy) -> None:
     insecure = ssl.create_default_context()
     insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
     call_id = uuid.uuid4().hex
@@ -89,7 +102,7 @@ async def test_sip_over_wss_reaches_asterisk_through_the_proxy(proxy: int) -> No
                f"From: <sip:probe@test.invalid>;tag={call_id[:8]}\r\n"
                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
     async with aiohttp.ClientSession() as http, http.ws_connect(
-            f"wss://127.0.0.1:{proxy}/ws", protocols=("sip",), ssl=insecure) as ws:
+            f"wss://127.0.0.1:{proxy.port}/ws", protocols=("sip",), ssl=insecure) as ws:
         assert ws.protocol == "sip"
         await ws.send_str(options)
         answer = await ws.receive(timeout=10)
@@ -97,16 +110,16 @@ async def test_sip_over_wss_reaches_asterisk_through_the_proxy(proxy: int) -> No
 
 
 async def test_the_desk_works_over_https_through_the_proxy(
-        proxy: int, ast_env: dict[str, str], backend: dict[str, str]) -> None:
+        proxy: Proxy, ast_env: dict[str, str], backend: dict[str, str]) -> None:
     env = {**os.environ, **ast_env, **backend}
     username, password = await browser_agent(env)
-    base = f"https://127.0.0.1:{proxy}"
-    async with desk_browser.chromium() as browser:
+    base = f"https://127.0.0.1:{proxy.port}"
+    async with desk_browser.chromium(trust_spki=proxy.spki) as browser:
         await desk_over_https(browser, base, username, password)
 
 
 async def desk_over_https(browser: Browser, base: str, username: str, password: str) -> None:
-    context = await browser.new_context(ignore_https_errors=True)
+    context = await browser.new_context()
     # The softphone off: this controller's SIP websocket is the direct ws:// one, which an
     # https page may not open (the wss path is the test above).
     await context.add_init_script("localStorage.setItem('ctl.softphone.off', '1')")
