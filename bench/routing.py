@@ -383,11 +383,18 @@ class Driver:
                 else:
                     runs[0].gc_ms[-1] = 1000 * (time.perf_counter() - runs[0].gc_ms[-1])
 
+        first = routers[0]
+        assert isinstance(first, EngineRouter), "the engine leads, a baseline follows"
+        engine = first.engine
         gc.callbacks.append(collected)
         try:
             while runs[0].count < decisions and self.busy:
                 ends, _, contact_id = heapq.heappop(self.busy)
                 now = self.now = max(self.now, ends)
+                # Up to the completion one instant at a time: an offer made when a step
+                # expires is accepted then, as an agent would, not after it timed out.
+                while (due := engine.next_due()) is not None and due < now:
+                    op("advance", due, "advance", due)
                 op("advance", now, "advance", now)
                 op("complete", now, "complete", contact_id, now)
                 op("arrival", now, "enqueue", self.scenario.contact(now), now)
