@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import parseaddr
+from functools import lru_cache
 
 import phonenumbers
 
@@ -51,6 +52,9 @@ def normalize_email(raw: str | None) -> str | None:
     return address
 
 
+# Every inbound message names its sender again (a chat visitor's email, a caller's
+# number): parsing it each time was ~3% of the event loop's CPU at 500 chat messages/s.
+@lru_cache(maxsize=4096)
 def normalize(kind: str, raw: str | None, region: str) -> str | None:
     """The stored form of an identity value of `kind`, or None if it is not usable."""
     if kind == "phone":
