@@ -243,7 +243,7 @@ def _load_in(s: Session, contact_id: str) -> Contact:
     return contact
 
 
-def move_in(s: AsyncSession, contact: Contact, to: ContactState, reason: str,
+def move_in(s: Session | AsyncSession, contact: Contact, to: ContactState, reason: str,
             data: dict[str, Any] | None) -> None:
     """Move a contact loaded in `s` (the caller owns the transaction and its retries)."""
     check(contact.state, to)

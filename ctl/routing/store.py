@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from ctl.contacts.service import event_row, move_in
 from ctl.contacts.states import FINAL, ContactState
@@ -162,17 +162,18 @@ def _request(c: Contact, queue: str) -> ContactRequest:
 
 # --- persisting decisions ------------------------------------------------------------
 
-async def persist(s: AsyncSession, events: list[Event], queue_ids: dict[str, str]) -> None:
-    """Write what the engine decided, in the caller's transaction, in order."""
+def persist(s: Session, events: list[Event], queue_ids: dict[str, str]) -> None:
+    """Write what the engine decided, in the caller's transaction, in order (a
+    `Database.write` work)."""
     for e in events:
         if isinstance(e, AgentChanged):
-            agent = await s.get(Agent, e.agent_id)
+            agent = s.get(Agent, e.agent_id)
             if agent is not None:
                 agent.state = e.status.value if e.status is not AgentStatus.WRAPUP else \
                     "available"
                 agent.state_reason = e.reason or None
             continue
-        contact = await s.get(Contact, e.contact_id)
+        contact = s.get(Contact, e.contact_id)
         if contact is None or contact.state in _FINAL:
             continue  # already ended elsewhere (the caller hung up): nothing to record
         if isinstance(e, Offered):
@@ -213,7 +214,7 @@ async def persist(s: AsyncSession, events: list[Event], queue_ids: dict[str, str
             _overflowed(s, contact, e, queue_ids)
 
 
-def _overflowed(s: AsyncSession, contact: Contact, e: Overflowed,
+def _overflowed(s: Session, contact: Contact, e: Overflowed,
                 queue_ids: dict[str, str]) -> None:
     data = {"queue": e.queue, "reason": e.reason,
             "to": None if e.overflow is None else {"kind": e.overflow.kind.value,
