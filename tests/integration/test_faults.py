@@ -297,7 +297,9 @@ async def test_controller_killed_while_a_callback_is_dialled_requeues_it_in_its_
                          "the customer to be dialled")
         f_ctl.kill()  # the agent reserved, the customer's phone ringing
         await f_ctl.start()
-        await eventually(lambda: has_event(f_db, queued.id, "callback", "answered"), 30,
+        # 60 s: the restart, the re-queue, the agent's phone answering and the customer's
+        # (after a second): the whole test takes ~20 s; in one of ~8 full runs 30 s ran out.
+        await eventually(lambda: has_event(f_db, queued.id, "callback", "answered"), 60,
                          "the second attempt to be answered")
         async with f_db.session(readonly=True) as s:
             row = await s.get(Contact, queued.id)
