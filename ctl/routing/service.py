@@ -243,15 +243,14 @@ class RoutingService:
             now = self.now()
             events = op(now)  # engine errors come before any change: nothing to undo
             self.stats.saw(self.engine, events, now)
-            try:
-                if events or before is not None:
+            if events or before is not None:
+                try:
                     await self._db.write(partial(_store, before, now, events,
                                                  self.queue_ids))
-            except BaseException:
-                if events or before is not None:
+                except BaseException:
                     log.warning("routing: not stored; rebuilding from the database")
                     await asyncio.shield(self._rebuild())
-                raise
+                    raise
         self._told(events)
         return events
 
